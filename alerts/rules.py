@@ -1,0 +1,74 @@
+"""Where an alert is raised: each rule turns a patient's current state into a ``Condition`` or None.
+
+Pure functions of their inputs; the caller supplies scores, last-contact times and ``now``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from alerts.model import Condition, Rule, Severity
+from signals.news2 import News2
+
+# RCP NEWS2 2017, clinical response chart ("Chart 4"): thresholds that trigger a response.
+NEWS2_EMERGENCY_TOTAL = 7  # 7 or more: emergency response, continuous monitoring
+NEWS2_URGENT_TOTAL = 5  # 5-6: urgent response, at least hourly observations
+# and a score of 3 in any single parameter: urgent ward-based review (severity REVIEW)
+
+_LABELS = {
+    "resp_rate": "RR",
+    "spo2": "SpO2",
+    "on_oxygen": "O2",
+    "systolic_bp": "SBP",
+    "heart_rate": "HR",
+    "consciousness": "ACVPU",
+    "temperature": "Temp",
+}
+
+
+def describe(score: News2) -> str:
+    """A line a nurse reads: total, risk, the parameters that scored, and what was not measured."""
+    parts = [f"{_LABELS[k]} {v}" for k, v in score.scores.items() if v > 0]
+    text = f"NEWS2 {score.total} ({score.risk})"
+    if parts:
+        text += ": " + ", ".join(parts)
+    if score.missing:
+        text += "; not measured: " + ", ".join(_LABELS[m] for m in score.missing)
+    return text
+
+
+def news2_condition(patient_id: str, score: News2) -> Condition | None:
+    """NEWS2 response bands; an incomplete score still fires on what it has (never understates)."""
+    if score.total >= NEWS2_EMERGENCY_TOTAL:
+        severity = Severity.EMERGENCY
+    elif score.total >= NEWS2_URGENT_TOTAL:
+        severity = Severity.URGENT
+    elif score.single_param_3:
+        severity = Severity.REVIEW
+    else:
+        return None
+    return Condition(patient_id, Rule.NEWS2, severity, describe(score))
+
+
+def no_data_condition(
+    patient_id: str,
+    device_id: str,
+    *,
+    last_received: datetime | None,
+    enrolled_at: datetime,
+    now: datetime,
+    silent_after: timedelta,
+) -> Condition | None:
+    """A device silent for ``silent_after`` (wall clock): the patient is no longer monitored."""
+    since = last_received if last_received is not None else enrolled_at
+    silent_for = now - since
+    if silent_for < silent_after:
+        return None
+    minutes = int(silent_for.total_seconds() // 60)
+    never = " (nothing received since enrolment)" if last_received is None else ""
+    return Condition(
+        patient_id,
+        Rule.NO_DATA,
+        Severity.TECHNICAL,
+        f"no data from device {device_id} for {minutes} min{never}",
+    )

@@ -1,0 +1,196 @@
+"""The dashboard API's JSON shapes, and their mapping from the store's read models.
+
+Pydantic models so that ``/openapi.json`` documents the API; the domain keeps its own frozen
+dataclasses (``alerts.model``, ``storage.views``) and only this module translates between them.
+Every datetime leaves as RFC 3339 in UTC (``2024-03-01T09:30:00Z``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from storage.views import PatientStatus
+
+SeverityLabel = Literal["technical", "review", "urgent", "emergency"]
+
+_SEVERITY_LABELS: dict[Severity, SeverityLabel] = {
+    Severity.TECHNICAL: "technical",
+    Severity.REVIEW: "review",
+    Severity.URGENT: "urgent",
+    Severity.EMERGENCY: "emergency",
+}
+
+#: Display order of NEWS2 risk bands, worst first (RCP NEWS2 2017, clinical response chart);
+#: a patient not yet scored sorts after every scored one.
+RISK_ORDER: tuple[str, ...] = ("high", "medium", "low-medium", "low")
+
+
+def _utc(at: datetime) -> datetime:
+    # astimezone on a naive datetime would silently assume the server's local zone.
+    if at.tzinfo is None:
+        msg = "naive datetime reached the dashboard; the store must return UTC-aware datetimes"
+        raise ValueError(msg)
+    return at.astimezone(UTC)
+
+
+def _utc_or_none(at: datetime | None) -> datetime | None:
+    return None if at is None else _utc(at)
+
+
+class PatientOut(BaseModel):
+    """One patient's line on the ward list."""
+
+    patient_id: str
+    ward: str
+    device_id: str | None
+    news2_total: int | None = Field(description="Latest NEWS2 aggregate; null until first scored.")
+    news2_risk: str | None = Field(
+        description="low, low-medium, medium or high (RCP NEWS2 2017); null until first scored."
+    )
+    news2_missing: list[str] = Field(
+        description="Parameters the latest score lacked (metric wire names); non-empty means "
+        "the score is partial, e.g. no blood pressure or consciousness from a wearable."
+    )
+    scored_at: AwareDatetime | None
+    last_seen_at: AwareDatetime | None = Field(
+        description="When wardwatch last received anything from the patient's device."
+    )
+    stale: bool = Field(
+        description="True when nothing has been received for longer than the dashboard's "
+        "stale threshold (or ever)."
+    )
+    latest: dict[str, float] = Field(
+        description="Latest value per metric wire name (heart_rate, spo2, resp_rate, ...)."
+    )
+    open_alerts: int
+
+    @classmethod
+    def of(cls, status: PatientStatus, *, now: datetime, stale_after: timedelta) -> PatientOut:
+        last_seen_at = _utc_or_none(status.last_seen_at)
+        return cls(
+            patient_id=status.patient_id,
+            ward=status.ward,
+            device_id=status.device_id,
+            news2_total=status.news2_total,
+            news2_risk=status.news2_risk,
+            news2_missing=list(status.news2_missing),
+            scored_at=_utc_or_none(status.scored_at),
+            last_seen_at=last_seen_at,
+            stale=last_seen_at is None or now - last_seen_at > stale_after,
+            latest=dict(status.latest),
+            open_alerts=status.open_alerts,
+        )
+
+
+class AlertOut(BaseModel):
+    """An alert as the nurse and the API see it."""
+
+    id: int
+    patient_id: str
+    ward: str
+    rule: Rule
+    severity: SeverityLabel
+    state: AlertState
+    summary: str
+    opened_at: AwareDatetime
+    updated_at: AwareDatetime
+    acknowledged_by: str | None
+    acknowledged_at: AwareDatetime | None
+    resolved_at: AwareDatetime | None
+    escalation_level: int
+    next_escalation_at: AwareDatetime | None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertOut:
+        return cls(
+            id=alert.id,
+            patient_id=alert.patient_id,
+            ward=alert.ward,
+            rule=alert.rule,
+            severity=_SEVERITY_LABELS[alert.severity],
+            state=alert.state,
+            summary=alert.summary,
+            opened_at=_utc(alert.opened_at),
+            updated_at=_utc(alert.updated_at),
+            acknowledged_by=alert.acknowledged_by,
+            acknowledged_at=_utc_or_none(alert.acknowledged_at),
+            resolved_at=_utc_or_none(alert.resolved_at),
+            escalation_level=alert.escalation_level,
+            next_escalation_at=_utc_or_none(alert.next_escalation_at),
+        )
+
+
+class AlertEventOut(BaseModel):
+    """One step in an alert's history."""
+
+    alert_id: int
+    at: AwareDatetime
+    kind: str = Field(
+        description="fired, escalated_severity, notified, acknowledged, escalated or resolved."
+    )
+    severity: SeverityLabel
+    actor: str | None
+    detail: str
+
+    @classmethod
+    def of(cls, event: AlertEvent) -> AlertEventOut:
+        return cls(
+            alert_id=event.alert_id,
+            at=_utc(event.at),
+            kind=event.kind,
+            severity=_SEVERITY_LABELS[event.severity],
+            actor=event.actor,
+            detail=event.detail,
+        )
+
+
+UserName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+
+
+class AckIn(BaseModel):
+    """A nurse taking an alert on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: UserName = Field(description="Who acknowledges: 1-100 characters after trimming.")
+    note: Note | None = Field(
+        default=None, description="Optional free text; blank is the same as none."
+    )
+
+    @field_validator("note")
+    @classmethod
+    def _blank_note_is_none(cls, note: str | None) -> str | None:
+        return note or None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["reachable", "unreachable"]
+
+
+def patient_order(patient: PatientOut) -> tuple[int, int, str]:
+    """Sort key: worst risk band first, then highest NEWS2, then patient id for a stable list."""
+    rank = (
+        RISK_ORDER.index(patient.news2_risk)
+        if patient.news2_risk in RISK_ORDER
+        else len(RISK_ORDER)
+    )
+    total = -1 if patient.news2_total is None else patient.news2_total
+    return (rank, -total, patient.patient_id)
+
+
+def alert_order(alert: Alert) -> tuple[int, datetime, int]:
+    """Sort key: most severe first, then oldest first (it has waited longest)."""
+    return (-int(alert.severity), alert.opened_at, alert.id)

@@ -1,0 +1,436 @@
+// wardwatch nurses' page: polls the JSON API and redraws the alert and patient tables in place.
+// Vanilla JS, no build step. Data are written with textContent only, never as HTML.
+"use strict";
+
+(() => {
+  const NAME_KEY = "wardwatch.nurseName";
+  const NOW_HEADER = "X-Wardwatch-Now";
+  const NEW_HIGHLIGHT_MS = 15000;
+
+  const RISK_LABELS = { high: "High", medium: "Medium", "low-medium": "Low–medium", low: "Low" };
+  const SEVERITY_LABELS = {
+    emergency: "Emergency", urgent: "Urgent", review: "Review", technical: "Technical",
+  };
+  const RULE_LABELS = { news2: "NEWS2", no_data: "No data" };
+  // Short names for the NEWS2 parameters a score lacked (metric wire names, plus likely aliases).
+  const PARAMETER_LABELS = {
+    systolic_bp: "BP", diastolic_bp: "BP", blood_pressure: "BP",
+    consciousness: "consciousness", acvpu: "consciousness",
+    resp_rate: "RR", respiration_rate: "RR",
+    spo2: "SpO2", heart_rate: "HR", pulse: "HR", temperature: "temp",
+    on_oxygen: "O2 status", air_or_oxygen: "O2 status",
+  };
+
+  const body = document.body;
+  const pollMs = Math.max(250, Number.parseInt(body.dataset.pollMs, 10) || 5000);
+  const ward = new URLSearchParams(window.location.search).get("ward") || null;
+
+  const $ = (id) => document.getElementById(id);
+  const nameInput = $("nurse-name");
+  const connection = $("connection");
+  const message = $("message");
+  const announcer = $("announcer");
+  const alertsBody = $("alerts").tBodies[0];
+  const patientsBody = $("patients").tBodies[0];
+
+  let clockSkewMs = 0; // server clock minus browser clock, from the NOW_HEADER
+  let lastSuccess = null;
+  let knownOpen = null; // Map alert id -> severity, once the first load has been seen
+  const firstSeen = new Map(); // alert id -> browser time first shown as new
+  const alertRows = new Map(); // alert id -> <tr>, kept so a half-typed note survives a poll
+  let focusAfterRender = null;
+
+  // ---- small helpers -------------------------------------------------------------------------
+
+  function el(tag, props = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (value === null || value === undefined) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  function serverNow() {
+    return Date.now() + clockSkewMs;
+  }
+
+  function duration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+    return `${Math.floor(h / 24)} days`;
+  }
+
+  function ago(iso) {
+    return `${duration(serverNow() - Date.parse(iso))} ago`;
+  }
+
+  function clockTime(iso) {
+    return new Date(iso).toLocaleString("en-GB", {
+      day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function timeEl(iso, text) {
+    return el("time", { datetime: iso, title: clockTime(iso), text });
+  }
+
+  function missingText(missing) {
+    const labels = [];
+    for (const name of missing) {
+      const label = PARAMETER_LABELS[name] || name.replaceAll("_", " ");
+      if (!labels.includes(label)) labels.push(label);
+    }
+    return `incomplete: no ${labels.join(", ")}`;
+  }
+
+  function formatValue(value, digits) {
+    return value === undefined || value === null ? null : value.toFixed(digits);
+  }
+
+  function say(text, kind) {
+    message.textContent = text;
+    message.className = `message ${kind}`;
+  }
+
+  function errorDetail(payload) {
+    if (payload && typeof payload.detail === "string") return payload.detail;
+    if (payload && Array.isArray(payload.detail)) {
+      return payload.detail.map((d) => d.msg).join("; ");
+    }
+    return null;
+  }
+
+  function apiUrl(path, params = {}) {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== null && value !== undefined) query.set(key, value);
+    }
+    const qs = query.toString();
+    return qs ? `${path}?${qs}` : path;
+  }
+
+  async function getJson(url) {
+    const resp = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
+    if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
+    const now = Date.parse(resp.headers.get(NOW_HEADER) || "");
+    if (!Number.isNaN(now)) clockSkewMs = now - Date.now();
+    return resp.json();
+  }
+
+  // ---- alerts --------------------------------------------------------------------------------
+
+  function severityBadge(severity) {
+    return el("span", {
+      class: `badge sev-${severity}`, text: SEVERITY_LABELS[severity] || severity,
+    });
+  }
+
+  function escalationCell(alert) {
+    const parts = [el("span", { text: `Level ${alert.escalation_level}` })];
+    if (alert.state === "open" && alert.next_escalation_at) {
+      const due = Date.parse(alert.next_escalation_at) - serverNow();
+      const text = due > 0 ? `next in ${duration(due)}` : "escalating now";
+      parts.push(el("span", { class: "sub", text }));
+    }
+    return parts;
+  }
+
+  function statusCell(alert) {
+    if (alert.state === "acknowledged") {
+      const parts = [el("span", { class: "state state-acknowledged", text: "Acknowledged" })];
+      parts.push(el("span", { class: "sub", text: `by ${alert.acknowledged_by || "unknown"}` }));
+      if (alert.acknowledged_at) {
+        parts.push(el("span", { class: "sub" }, [timeEl(alert.acknowledged_at, ago(alert.acknowledged_at))]));
+      }
+      return parts;
+    }
+    return [el("span", { class: "state state-open", text: "Open – not acknowledged" })];
+  }
+
+  function actionCell(alert, row) {
+    if (alert.state !== "open") return [el("span", { class: "muted", text: "—" })];
+    const noteId = `note-${alert.id}`;
+    const note = el("input", {
+      id: noteId, type: "text", maxlength: "1000", class: "note", placeholder: "Note (optional)",
+    });
+    const label = el("label", {
+      for: noteId, class: "visually-hidden", text: `Note for alert on patient ${alert.patient_id} (optional)`,
+    });
+    const button = el("button", {
+      type: "button", class: "ack",
+      "aria-label": `Acknowledge ${SEVERITY_LABELS[alert.severity] || ""} alert for patient ${alert.patient_id}`,
+      text: "Acknowledge",
+    });
+    button.addEventListener("click", () => acknowledge(alert.id, alert.patient_id, button, note));
+    note.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") button.click();
+    });
+    return [label, note, button];
+  }
+
+  function fillCell(cell, nodes) {
+    cell.replaceChildren(...nodes);
+  }
+
+  function renderAlertRow(row, alert) {
+    const cells = row.cells;
+    row.className = `alert-row sev-row-${alert.severity} state-row-${alert.state}`;
+    if (firstSeen.has(alert.id) && Date.now() - firstSeen.get(alert.id) < NEW_HIGHLIGHT_MS) {
+      row.classList.add("is-new");
+    }
+    row.dataset.state = alert.state;
+    fillCell(cells[0], [severityBadge(alert.severity)]);
+    fillCell(cells[1], [
+      el("span", { class: "pid", text: alert.patient_id }),
+      ward ? null : el("span", { class: "sub", text: alert.ward }),
+    ]);
+    fillCell(cells[2], [el("span", { text: RULE_LABELS[alert.rule] || alert.rule })]);
+    fillCell(cells[3], [el("span", { text: alert.summary })]);
+    fillCell(cells[4], [timeEl(alert.opened_at, ago(alert.opened_at))]);
+    fillCell(cells[5], escalationCell(alert));
+    fillCell(cells[6], statusCell(alert));
+    // Rebuild the action cell only when the state changes, so a note being typed is kept.
+    if (row.dataset.actionState !== alert.state) {
+      row.dataset.actionState = alert.state;
+      fillCell(cells[7], actionCell(alert, row));
+    }
+  }
+
+  function renderAlerts(alerts) {
+    const seen = new Set();
+    let previous = null;
+    for (const alert of alerts) {
+      seen.add(alert.id);
+      let row = alertRows.get(alert.id);
+      if (!row) {
+        row = el("tr", { "data-alert-id": String(alert.id) });
+        for (let i = 0; i < 8; i += 1) row.append(el("td"));
+        alertRows.set(alert.id, row);
+      }
+      renderAlertRow(row, alert);
+      // Move a row only when it is out of place: moving the focused element would blur it.
+      const expected = previous ? previous.nextElementSibling : alertsBody.firstElementChild;
+      if (expected !== row) {
+        if (previous) previous.after(row);
+        else alertsBody.prepend(row);
+      }
+      previous = row;
+    }
+    for (const [id, row] of alertRows) {
+      if (!seen.has(id)) {
+        row.remove();
+        alertRows.delete(id);
+        firstSeen.delete(id);
+      }
+    }
+    const open = alerts.filter((a) => a.state === "open").length;
+    $("alert-count").textContent = alerts.length
+      ? `(${open} open, ${alerts.length - open} acknowledged)` : "";
+    $("no-alerts").hidden = alerts.length > 0;
+    $("alerts").hidden = alerts.length === 0;
+    document.title = `${open ? `(${open}) ` : ""}wardwatch – ${ward || "all wards"}`;
+  }
+
+  function announceNew(openAlerts) {
+    const current = new Map(openAlerts.map((a) => [a.id, a.severity]));
+    if (knownOpen !== null) {
+      const news = [];
+      for (const alert of openAlerts) {
+        const before = knownOpen.get(alert.id);
+        if (before === undefined) {
+          firstSeen.set(alert.id, Date.now());
+          news.push(`New ${SEVERITY_LABELS[alert.severity]} alert, patient ${alert.patient_id}: ${alert.summary}`);
+        } else if (before !== alert.severity) {
+          firstSeen.set(alert.id, Date.now());
+          news.push(`Alert now ${SEVERITY_LABELS[alert.severity]}, patient ${alert.patient_id}: ${alert.summary}`);
+        }
+      }
+      if (news.length > 3) news.splice(3, news.length - 3, `and ${news.length - 3} more`);
+      if (news.length) announcer.textContent = `${news.join(". ")}.`;
+    }
+    knownOpen = current;
+  }
+
+  async function acknowledge(alertId, patientId, button, note) {
+    const user = nameInput.value.trim();
+    if (!user) {
+      nameInput.setAttribute("aria-invalid", "true");
+      say("Enter your name at the top of the page before acknowledging.", "error");
+      nameInput.focus();
+      return;
+    }
+    button.disabled = true;
+    button.textContent = "Acknowledging…";
+    try {
+      const resp = await fetch(`/api/alerts/${alertId}/ack`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ user, note: note.value.trim() || null }),
+      });
+      const payload = await resp.json().catch(() => null);
+      if (resp.ok) {
+        say(`Alert for patient ${patientId} acknowledged by ${payload.acknowledged_by}.`, "ok");
+        focusAfterRender = alertId;
+      } else {
+        say(errorDetail(payload) || `Could not acknowledge: HTTP ${resp.status}.`, "error");
+      }
+    } catch (err) {
+      say("Could not reach wardwatch: the alert is NOT acknowledged. Try again.", "error");
+    } finally {
+      button.disabled = false;
+      button.textContent = "Acknowledge";
+      refresh();
+    }
+  }
+
+  // ---- patients ------------------------------------------------------------------------------
+
+  function freshnessCell(patient) {
+    if (!patient.last_seen_at) {
+      return [el("span", { class: "badge stale-badge", text: "No data yet" })];
+    }
+    const seen = el("span", { class: "sub-inline" }, [
+      document.createTextNode("last seen "), timeEl(patient.last_seen_at, ago(patient.last_seen_at)),
+    ]);
+    if (!patient.stale) return [seen];
+    return [el("span", { class: "badge stale-badge", text: "Stale" }), seen];
+  }
+
+  function valueCell(value) {
+    if (value === null) return el("td", { class: "num muted" }, [
+      el("span", { "aria-hidden": "true", text: "—" }),
+      el("span", { class: "visually-hidden", text: "no reading" }),
+    ]);
+    return el("td", { class: "num", text: value });
+  }
+
+  function patientRow(patient) {
+    const risk = patient.news2_risk || "unscored";
+    const scoreCell = el("td", { class: "score" }, [
+      el("span", { class: "total", text: patient.news2_total === null ? "—" : String(patient.news2_total) }),
+    ]);
+    if (patient.news2_missing.length) {
+      scoreCell.append(el("span", { class: "incomplete", text: missingText(patient.news2_missing) }));
+    }
+    const latest = patient.latest;
+    return el("tr", {
+      class: `patient-row risk-row-${risk}${patient.stale ? " is-stale" : ""}`,
+      "data-patient-id": patient.patient_id,
+    }, [
+      el("th", { scope: "row" }, [
+        el("span", { class: "pid", text: patient.patient_id }),
+        ward ? null : el("span", { class: "sub", text: patient.ward }),
+        patient.device_id ? el("span", { class: "sub", text: `device ${patient.device_id}` }) : null,
+      ]),
+      scoreCell,
+      el("td", {}, [el("span", { class: `badge risk-${risk}`, text: RISK_LABELS[patient.news2_risk] || "Not scored" })]),
+      valueCell(formatValue(latest.heart_rate, 0)),
+      valueCell(formatValue(latest.spo2, 0)),
+      valueCell(formatValue(latest.resp_rate, 0)),
+      valueCell(formatValue(latest.temperature, 1)),
+      el("td", { class: `freshness${patient.stale ? " stale" : ""}` }, freshnessCell(patient)),
+      el("td", {
+        class: `num${patient.open_alerts ? " has-alerts" : ""}`, text: String(patient.open_alerts),
+      }),
+    ]);
+  }
+
+  function renderPatients(patients) {
+    patientsBody.replaceChildren(...patients.map(patientRow));
+    $("patient-count").textContent = patients.length ? `(${patients.length})` : "";
+    $("no-patients").hidden = patients.length > 0;
+    $("patients").hidden = patients.length === 0;
+  }
+
+  // ---- polling -------------------------------------------------------------------------------
+
+  function showConnection(ok) {
+    const at = lastSuccess
+      ? lastSuccess.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      : null;
+    if (ok) {
+      connection.className = "connection ok";
+      connection.textContent = `Live · updated ${at}`;
+    } else {
+      connection.className = "connection error";
+      connection.textContent = at
+        ? `NOT UPDATING: cannot reach wardwatch. Showing data from ${at}. Retrying…`
+        : "NOT UPDATING: cannot reach wardwatch. Retrying…";
+    }
+  }
+
+  async function load() {
+    const [patients, open, acknowledged] = await Promise.all([
+      getJson(apiUrl("/api/patients", { ward })),
+      getJson(apiUrl("/api/alerts", { state: "open", ward })),
+      getJson(apiUrl("/api/alerts", { state: "acknowledged", ward })),
+    ]);
+    announceNew(open);
+    renderAlerts([...open, ...acknowledged]);
+    renderPatients(patients);
+    lastSuccess = new Date();
+    showConnection(true);
+    if (focusAfterRender !== null) {
+      const row = alertRows.get(focusAfterRender);
+      focusAfterRender = null;
+      if (row && (document.activeElement === null || document.activeElement === document.body)) {
+        row.cells[6].setAttribute("tabindex", "-1");
+        row.cells[6].focus();
+      }
+    }
+  }
+
+  let timer = 0;
+  let running = false;
+  let again = false;
+
+  async function refresh() {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    window.clearTimeout(timer);
+    try {
+      await load();
+    } catch (err) {
+      showConnection(false);
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        refresh();
+      } else {
+        timer = window.setTimeout(refresh, pollMs);
+      }
+    }
+  }
+
+  // ---- start ---------------------------------------------------------------------------------
+
+  $("ward-title").textContent = ward ? `Virtual ward: ${ward}` : "All virtual wards";
+  try {
+    nameInput.value = window.localStorage.getItem(NAME_KEY) || "";
+  } catch (err) {
+    // Storage can be disabled by policy; the name then lasts for this page only.
+  }
+  nameInput.addEventListener("input", () => {
+    nameInput.removeAttribute("aria-invalid");
+    try {
+      window.localStorage.setItem(NAME_KEY, nameInput.value.trim());
+    } catch (err) {
+      // See above.
+    }
+  });
+  refresh();
+})();

@@ -1,0 +1,315 @@
+"""The run loop's unit of work: one micro-batch of messages → stored, scored, alerted, committed.
+
+Everything a batch causes (readings, quarantine, scores, alert changes, the notifications they
+owe) commits in one transaction; only then are the messages acknowledged to the broker. A crash
+anywhere before the commit means the broker redelivers and the idempotent key absorbs repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+import psycopg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from alerts.escalation import EscalationPolicy
+from alerts.lifecycle import decide
+from alerts.model import Rule
+from alerts.rules import news2_condition
+from ingest.codec import Decoded, decode_batch, device_from_topic
+from ingest.resolve import Resolver
+from signals.news2 import News2, news2_from_latest
+from signals.vitals import Metric, Readings
+from storage import alerts as alert_store
+from storage import assignments, readings, scores
+from storage.readings import QuarantineRow
+
+log = logging.getLogger(__name__)
+
+NEWS2_METRICS = (
+    Metric.RESP_RATE, Metric.SPO2, Metric.ON_OXYGEN, Metric.TEMPERATURE,
+    Metric.SYSTOLIC_BP, Metric.HEART_RATE, Metric.CONSCIOUSNESS,
+)  # fmt: skip
+_NEWS2_CODES = np.array([int(m) for m in NEWS2_METRICS], dtype=np.int16)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+Item = tuple[str, bytes, int]  # topic, payload, received µs
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineMetrics:
+    """The counters operators and outside checks read: these names are a contract."""
+
+    stored: Counter
+    duplicates: Counter
+    quarantined: Counter
+    alerts_raised: Counter
+    lag: Gauge
+    batches: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        return cls(
+            stored=Counter("wardwatch_readings_stored", "Readings stored (new rows).",
+                           registry=registry),
+            duplicates=Counter("wardwatch_readings_duplicate",
+                               "Readings received again and stored once.", registry=registry),
+            quarantined=Counter("wardwatch_readings_quarantined",
+                                "Readings or payloads quarantined, by reason.", ["reason"],
+                                registry=registry),
+            alerts_raised=Counter("wardwatch_alerts_raised", "Alerts fired, by severity.",
+                                  ["severity"], registry=registry),
+            lag=Gauge("wardwatch_ingest_lag_seconds",
+                      "Age of the oldest message of the last committed batch at commit "
+                      "(receipt to commit).", registry=registry),
+            batches=Counter("wardwatch_ingest_batches", "Batches committed.", registry=registry),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    freshness: timedelta = timedelta(minutes=60)  # a value older than this is "not measured"
+    max_future: timedelta = timedelta(minutes=5)  # clock-skew tolerance
+    escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
+    channels: tuple[str, ...] = ("log",)
+    assignments_refresh_s: float = 5.0
+
+
+@dataclass(slots=True)
+class BatchResult:
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    alerts: list[alert_store.Outcome] = field(default_factory=list)
+
+
+class Pipeline:
+    """Holds the per-patient scoring state between batches; one instance per ingest worker."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._url = database_url
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._conn: Conn | None = None
+        self._resolver = Resolver(())
+        self._resolver_loaded = -1e9
+        self._latest: dict[str, dict[Metric, tuple[int, float]]] = {}
+        self._last_score: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+
+    # --- connection ----------------------------------------------------------------------------
+
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, connect_timeout=5)
+            self._resolver_loaded = -1e9  # reload everything after a reconnect
+            self._latest.clear()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _refresh_assignments(self, conn: Conn, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._resolver_loaded > self._settings.assignments_refresh_s:
+            self._resolver = Resolver(assignments.load(conn))
+            conn.commit()
+            self._resolver_loaded = now
+
+    # --- the unit of work ----------------------------------------------------------------------
+
+    def process(self, items: list[Item]) -> BatchResult:
+        """Store, score and alert one batch in one transaction. Raises psycopg errors to retry."""
+        conn = self._connection()
+        self._refresh_assignments(conn)
+        known, unknown = self._split_by_device(conn, items)
+        decoded = decode_batch(known, max_future_us=int(self._settings.max_future.total_seconds() * 1e6))
+        batch, unassigned = self._resolver.resolve(decoded.readings)
+        quarantine = self._quarantine_rows(decoded, unknown, batch.take(unassigned))
+        batch = batch.take(~unassigned)
+        result = BatchResult(messages=len(items), quarantined=len(quarantine))
+        now = self._clock()
+        with conn.transaction():
+            result.stored = readings.insert_readings(conn, batch)
+            result.duplicates = len(batch) - result.stored + decoded.duplicates
+            readings.insert_quarantine(conn, quarantine)
+            pending_scores = self._score(conn, batch)
+            result.alerts = self._alert(conn, pending_scores, now)
+        for pid, score in pending_scores.items():
+            self._last_score[pid] = (score[1].total, score[1].risk, score[1].missing)
+        self._count(result, quarantine, items)
+        return result
+
+    def _split_by_device(self, conn: Conn, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """Messages from devices nobody is enrolled on are quarantined whole ("unknown device")."""
+        known: list[Item] = []
+        unknown: list[Item] = []
+        refreshed = False
+        for item in items:
+            try:
+                device = device_from_topic(item[0])
+            except ValueError:
+                known.append(item)  # the codec quarantines a bad topic with its own reason
+                continue
+            if not self._resolver.knows(device) and not refreshed:
+                self._refresh_assignments(conn, force=True)  # enrolled a moment ago?
+                refreshed = True
+            (known if self._resolver.knows(device) else unknown).append(item)
+        return known, unknown
+
+    def _quarantine_rows(
+        self, decoded: Decoded, unknown: list[Item], unassigned: Readings
+    ) -> list[QuarantineRow]:
+        rows = [
+            QuarantineRow(_dt(r.received_us), r.topic, r.device_id, r.reason, r.detail, r.raw)
+            for r in decoded.rejected
+        ]
+        for topic, payload, received_us in unknown:
+            device = device_from_topic(topic)
+            rows.append(QuarantineRow(
+                _dt(received_us), topic, device, "unknown device",
+                f"device {device} is not enrolled on any patient (wardwatch enrol)",
+                payload[:4096],
+            ))  # fmt: skip
+        for i in range(len(unassigned)):
+            device = str(unassigned.device_id[i])
+            metric = Metric(int(unassigned.metric[i]))
+            ts = _dt(int(unassigned.ts_us[i]))
+            rows.append(QuarantineRow(
+                _dt(int(unassigned.received_us[i])), f"wardwatch/v1/devices/{device}/vitals",
+                device, "unknown device",
+                f"device {device} was not assigned to a patient at {ts.isoformat()}",
+                orjson.dumps({"ts": ts.isoformat(), metric.wire_name: float(unassigned.value[i])}),
+            ))  # fmt: skip
+        return rows
+
+    def _score(self, conn: Conn, batch: Readings) -> dict[str, tuple[datetime, News2]]:
+        """NEWS2 for each patient whose NEWS2 inputs changed, at the event time of their latest."""
+        relevant = batch.take(np.isin(batch.metric, _NEWS2_CODES))
+        if len(relevant) == 0:
+            return {}
+        patients = np.unique(relevant.patient_id.astype(str)).tolist()
+        missing = [p for p in patients if p not in self._latest]
+        if missing:
+            self._latest.update(readings.latest_values(conn, missing, NEWS2_METRICS))
+        order = np.argsort(relevant.ts_us, kind="stable")
+        for i in order.tolist():  # ascending event time: the newest value wins, late data does not
+            pid = str(relevant.patient_id[i])
+            metric = Metric(int(relevant.metric[i]))
+            ts = int(relevant.ts_us[i])
+            current = self._latest[pid].get(metric)
+            if current is None or ts >= current[0]:
+                self._latest[pid][metric] = (ts, float(relevant.value[i]))
+        out: dict[str, tuple[datetime, News2]] = {}
+        for pid in patients:
+            latest = self._latest[pid]
+            at_us = max(t for t, _ in latest.values())
+            info = self._resolver.patients.get(pid)
+            score = news2_from_latest(
+                latest,
+                at_us=at_us,
+                freshness_us=int(self._settings.freshness.total_seconds() * 1e6),
+                spo2_scale=info.spo2_scale if info else 1,
+            )
+            at = _dt(at_us)
+            if self._last_score.get(pid) != (score.total, score.risk, score.missing):
+                scores.save_news2(conn, pid, at, score)
+            out[pid] = (at, score)
+        return out
+
+    def _alert(
+        self, conn: Conn, scored: dict[str, tuple[datetime, News2]], now: datetime
+    ) -> list[alert_store.Outcome]:
+        if not scored:
+            return []
+        current = alert_store.open_alerts(conn, scored)
+        outcomes = []
+        for pid, (_at, score) in scored.items():
+            transition = decide(current.get((pid, Rule.NEWS2)), news2_condition(pid, score))
+            if transition is None:
+                continue
+            info = self._resolver.patients.get(pid)
+            outcomes.append(
+                alert_store.apply(
+                    conn, transition, ward=info.ward if info else "unknown", now=now,
+                    policy=self._settings.escalation, channels=self._settings.channels,
+                )
+            )  # fmt: skip
+        return outcomes
+
+    def _count(self, result: BatchResult, quarantine: list[QuarantineRow], items: list[Item]) -> None:
+        m = self._metrics
+        m.stored.inc(result.stored)
+        m.duplicates.inc(result.duplicates)
+        for row in quarantine:
+            m.quarantined.labels(reason=row.reason).inc()
+        for outcome in result.alerts:
+            if outcome.kind == "fired":
+                m.alerts_raised.labels(severity=outcome.severity.label).inc()
+        if items:
+            oldest = min(i[2] for i in items)
+            m.lag.set(max(0.0, time.time() - oldest / 1e6))
+        m.batches.inc()
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+def run(
+    pipeline: Pipeline,
+    batches: Iterable[list[Item]],
+    *,
+    on_committed: Callable[[int], None] = lambda _i: None,
+    stop: threading.Event,
+    retry_delays: Iterator[float] | None = None,
+) -> BatchResult:
+    """Process batches until they end or ``stop``; a database outage retries the same batch.
+
+    ``on_committed(i)`` is called with the batch's index once it is durable, e.g. to acknowledge
+    its messages to the broker. Nothing is acknowledged or dropped while the database is away.
+    """
+    total = BatchResult()
+    for index, batch in enumerate(batches):
+        delay = 0.5
+        while True:
+            try:
+                result = pipeline.process(batch)
+                break
+            except psycopg.OperationalError as exc:
+                pipeline.close()
+                if stop.is_set():
+                    return total
+                log.warning("database unavailable (%s); retrying batch in %.1f s",
+                            type(exc).__name__, delay)  # fmt: skip
+                stop.wait(next(retry_delays) if retry_delays else delay)
+                delay = min(delay * 2, 30.0)
+        on_committed(index)
+        total.messages += result.messages
+        total.stored += result.stored
+        total.duplicates += result.duplicates
+        total.quarantined += result.quarantined
+        total.alerts += result.alerts
+        if stop.is_set():
+            break
+    return total
+
+
+__all__ = ["BatchResult", "Pipeline", "PipelineMetrics", "Settings", "run"]

@@ -1,0 +1,258 @@
+"""Alerts, their event history and the notification outbox in PostgreSQL.
+
+Each function runs inside the caller's transaction, so an alert change, its audit event and the
+notifications it causes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+
+from alerts.escalation import EscalationPolicy, Page, due
+from alerts.lifecycle import Fire, Resolve, Transition, Worsen
+from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from storage.views import ConflictError, NotFoundError
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+_ALERT_COLUMNS = (
+    "id, patient_id, ward, rule, severity, state, summary, opened_at, updated_at,"
+    " acknowledged_by, acknowledged_at, resolved_at, escalation_level, next_escalation_at"
+)
+
+
+def _alert_row(
+    id: int, patient_id: str, ward: str, rule: str, severity: int, state: str, summary: str,
+    opened_at: datetime, updated_at: datetime, acknowledged_by: str | None,
+    acknowledged_at: datetime | None, resolved_at: datetime | None, escalation_level: int,
+    next_escalation_at: datetime | None,
+) -> Alert:  # fmt: skip
+    return Alert(
+        id, patient_id, ward, Rule(rule), Severity(severity), AlertState(state), summary,
+        opened_at, updated_at, acknowledged_by, acknowledged_at, resolved_at, escalation_level,
+        next_escalation_at,
+    )  # fmt: skip
+
+
+def _rows(conn: Conn, query: str, params: object = ()) -> list[Alert]:
+    with conn.cursor(row_factory=class_row(_alert_row)) as cur:  # type: ignore[arg-type]
+        return cur.execute(query, params).fetchall()  # type: ignore[arg-type,return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a transition did, for metrics and logs."""
+
+    alert_id: int
+    kind: str  # fired, worsened, resolved
+    severity: Severity
+
+
+def open_alerts(conn: Conn, patient_ids: Iterable[str]) -> dict[tuple[str, Rule], Alert]:
+    rows = _rows(
+        conn,
+        f"select {_ALERT_COLUMNS} from alerts where state <> 'resolved'"
+        " and patient_id = any(%s)",
+        (list(patient_ids),),
+    )
+    return {(a.patient_id, a.rule): a for a in rows}
+
+
+def _event(
+    conn: Conn, alert_id: int, at: datetime, kind: str, severity: Severity,
+    actor: str | None, detail: str,
+) -> None:  # fmt: skip
+    conn.execute(
+        "insert into alert_events (alert_id, at, kind, severity, actor, detail)"
+        " values (%s, %s, %s, %s, %s, %s)",
+        (alert_id, at, kind, int(severity), actor, detail),
+    )
+
+
+def _notify(
+    conn: Conn, alert_id: int, dedup: str, recipient: str, body: str, now: datetime,
+    channels: Iterable[str],
+) -> None:  # fmt: skip
+    for channel in channels:
+        conn.execute(
+            "insert into notifications (alert_id, dedup_key, channel, recipient, body, created_at)"
+            " values (%s, %s, %s, %s, %s, %s) on conflict (dedup_key) do nothing",
+            (alert_id, f"{dedup}:{channel}", channel, recipient, body, now),
+        )
+
+
+def apply(
+    conn: Conn,
+    transition: Transition,
+    *,
+    ward: str,
+    now: datetime,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+) -> Outcome:
+    """Carry out a lifecycle transition with its audit event and first notifications."""
+    if isinstance(transition, Fire):
+        c = transition.condition
+        deadline = policy.first_deadline(c.severity, now)
+        row = conn.execute(
+            "insert into alerts (patient_id, ward, rule, severity, state, summary, opened_at,"
+            " updated_at, escalation_level, next_escalation_at)"
+            " values (%s, %s, %s, %s, 'open', %s, %s, %s, 0, %s) returning id",
+            (c.patient_id, ward, c.rule.value, int(c.severity), c.summary, now, now, deadline),
+        ).fetchone()
+        assert row is not None
+        alert_id = int(row[0])  # type: ignore[call-overload]
+        _event(conn, alert_id, now, "fired", c.severity, None, c.summary)
+        recipient = policy.tiers(c.severity)[0]
+        body = f"[{c.severity.label}] {c.summary} (patient {c.patient_id}, {ward})"
+        _notify(conn, alert_id, f"{alert_id}:fired", recipient, body, now, channels)
+        return Outcome(alert_id, "fired", c.severity)
+    if isinstance(transition, Worsen):
+        row = conn.execute(
+            "update alerts set severity = %s, summary = %s, updated_at = %s,"
+            " next_escalation_at = case when state = 'open'"
+            "   then least(next_escalation_at, %s) else next_escalation_at end"
+            " where id = %s returning patient_id, ward, escalation_level, state",
+            (
+                int(transition.severity), transition.summary, now,
+                policy.first_deadline(transition.severity, now), transition.alert_id,
+            ),
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        patient_id, a_ward, level, _state = row
+        _event(conn, transition.alert_id, now, "worsened", transition.severity, None,
+               transition.summary)  # fmt: skip
+        tiers = policy.tiers(transition.severity)
+        recipient = tiers[min(int(level), len(tiers) - 1)]  # type: ignore[call-overload]
+        body = f"[{transition.severity.label}] WORSE: {transition.summary} (patient {patient_id}, {a_ward})"
+        _notify(conn, transition.alert_id, f"{transition.alert_id}:worse:{int(transition.severity)}",
+                recipient, body, now, channels)  # fmt: skip
+        return Outcome(transition.alert_id, "worsened", transition.severity)
+    row = conn.execute(
+        "update alerts set state = 'resolved', resolved_at = %s, updated_at = %s,"
+        " next_escalation_at = null where id = %s returning severity",
+        (now, now, transition.alert_id),
+    ).fetchone()
+    assert row is not None
+    severity = Severity(int(row[0]))  # type: ignore[call-overload]
+    _event(conn, transition.alert_id, now, "resolved", severity, None, transition.reason)
+    return Outcome(transition.alert_id, "resolved", severity)
+
+
+def escalate_due(
+    conn: Conn, *, now: datetime, policy: EscalationPolicy, channels: tuple[str, ...]
+) -> list[Page]:
+    """Page the next tier for every open alert past its deadline; idempotent per level."""
+    alerts = _rows(
+        conn,
+        f"select {_ALERT_COLUMNS} from alerts where state = 'open'"
+        " and next_escalation_at <= %s order by next_escalation_at for update skip locked",
+        (now,),
+    )
+    pages: list[Page] = []
+    for alert in alerts:
+        page = due(alert, now, policy)
+        if page is None:
+            continue
+        conn.execute(
+            "update alerts set escalation_level = %s, next_escalation_at = %s, updated_at = %s"
+            " where id = %s",
+            (page.level, page.next_at, now, alert.id),
+        )
+        what = "final notice" if page.final else f"escalated to {page.recipient}"
+        _event(conn, alert.id, now, "escalated", alert.severity, None,
+               f"{what}: not acknowledged (level {page.level})")  # fmt: skip
+        prefix = "FINAL NOTICE, " if page.final else ""
+        body = (
+            f"[{alert.severity.label}] {prefix}UNACKNOWLEDGED for "
+            f"{int((now - alert.opened_at).total_seconds() // 60)} min: {alert.summary}"
+            f" (patient {alert.patient_id}, {alert.ward})"
+        )
+        _notify(conn, alert.id, f"{alert.id}:esc:{page.level}", page.recipient, body, now, channels)
+        pages.append(page)
+    return pages
+
+
+def acknowledge(conn: Conn, alert_id: int, *, user: str, note: str | None, now: datetime) -> Alert:
+    """Record that a named user has taken the alert on; stops its escalation."""
+    with conn.transaction():
+        rows = _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update",
+                     (alert_id,))  # fmt: skip
+        if not rows:
+            raise NotFoundError(f"no alert {alert_id}")
+        alert = rows[0]
+        if alert.state is AlertState.RESOLVED:
+            raise ConflictError(f"alert {alert_id} is already resolved")
+        if alert.state is AlertState.ACKNOWLEDGED:
+            raise ConflictError(
+                f"alert {alert_id} was already acknowledged by {alert.acknowledged_by}"
+            )
+        conn.execute(
+            "update alerts set state = 'acknowledged', acknowledged_by = %s,"
+            " acknowledged_at = %s, updated_at = %s, next_escalation_at = null where id = %s",
+            (user, now, now, alert_id),
+        )
+        _event(conn, alert_id, now, "acknowledged", alert.severity, user, note or "")
+        return _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s", (alert_id,))[0]
+
+
+def list_alerts(conn: Conn, state: AlertState | None = None, ward: str | None = None) -> list[Alert]:
+    return _rows(
+        conn,
+        f"select {_ALERT_COLUMNS} from alerts where (%(state)s::text is null or state = %(state)s)"
+        " and (%(ward)s::text is null or ward = %(ward)s) order by severity desc, opened_at",
+        {"state": state.value if state else None, "ward": ward},
+    )
+
+
+def events(conn: Conn, alert_id: int) -> list[AlertEvent]:
+    if conn.execute("select 1 from alerts where id = %s", (alert_id,)).fetchone() is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    rows = conn.execute(
+        "select alert_id, at, kind, severity, actor, detail from alert_events"
+        " where alert_id = %s order by id",
+        (alert_id,),
+    ).fetchall()
+    return [
+        AlertEvent(int(a), at, str(k), Severity(int(s)), actor, str(d))  # type: ignore[call-overload,arg-type]
+        for a, at, k, s, actor, d in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    id: int
+    alert_id: int
+    channel: str
+    recipient: str
+    body: str
+    attempts: int
+
+
+def claim_pending(conn: Conn, limit: int = 100) -> list[PendingNotification]:
+    """Unsent notifications, locked for this sender until its transaction ends."""
+    with conn.cursor(row_factory=class_row(PendingNotification)) as cur:
+        return cur.execute(
+            "select id, alert_id, channel, recipient, body, attempts from notifications"
+            " where sent_at is null and attempts < 10 order by id limit %s for update skip locked",
+            (limit,),
+        ).fetchall()
+
+
+def record_delivery(
+    conn: Conn, n: PendingNotification, *, now: datetime, ok: bool, outcome: str
+) -> None:
+    conn.execute(
+        "update notifications set attempts = attempts + 1, outcome = %s,"
+        " sent_at = case when %s then %s::timestamptz else null end where id = %s",
+        (outcome, ok, now, n.id),
+    )
+    severity_row = conn.execute("select severity from alerts where id = %s", (n.alert_id,)).fetchone()
+    severity = Severity(int(severity_row[0])) if severity_row else Severity.TECHNICAL  # type: ignore[call-overload]
+    kind = "notified" if ok else "notify_failed"
+    _event(conn, n.alert_id, now, kind, severity, None, f"{n.channel} to {n.recipient}: {outcome}")

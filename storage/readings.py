@@ -1,0 +1,132 @@
+"""Bulk writes of readings and quarantine (COPY), and the latest values a score needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import psycopg
+
+from signals.vitals import Metric, Readings
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    payload: bytes
+
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def _staging(conn: Conn) -> None:
+    # A temporary table per connection; COPY into it is fast (no index), then one set-based
+    # INSERT ... ON CONFLICT DO NOTHING makes duplicate deliveries harmless.
+    conn.execute(
+        "create temp table if not exists readings_in (like readings including defaults)"
+        " on commit delete rows"
+    )
+
+
+def us_to_datetime(us: np.ndarray) -> list[datetime]:
+    """Integer µs since epoch → UTC datetimes (psycopg needs Python objects for COPY)."""
+    return (us.astype("datetime64[us]")).astype(object).tolist()  # type: ignore[no-any-return]
+
+
+def insert_readings(conn: Conn, batch: Readings) -> int:
+    """Store a batch inside the caller's transaction; returns how many rows were new.
+
+    Also records each device's last contact, which the "no data" rule reads.
+    """
+    if len(batch) == 0:
+        return 0
+    _staging(conn)
+    ts = [t.replace(tzinfo=UTC) for t in us_to_datetime(batch.ts_us)]
+    received = [t.replace(tzinfo=UTC) for t in us_to_datetime(batch.received_us)]
+    with conn.cursor() as cur:
+        with cur.copy(
+            "copy readings_in (device_id, metric, ts, patient_id, value, utc_offset_min,"
+            " received_at) from stdin (format binary)"
+        ) as copy:
+            copy.set_types(["text", "int2", "timestamptz", "text", "float8", "int2", "timestamptz"])
+            for row in zip(
+                batch.device_id.tolist(),
+                batch.metric.tolist(),
+                ts,
+                batch.patient_id.tolist(),
+                batch.value.tolist(),
+                batch.utc_offset_min.tolist(),
+                received,
+                strict=True,
+            ):
+                copy.write_row(row)
+        cur.execute(
+            "insert into readings select * from readings_in on conflict do nothing"
+        )
+        stored = cur.rowcount
+        # Last contact per device, for the "no data" rule: one row per device, not per reading.
+        cur.execute(
+            "insert into device_contact (device_id, last_received_at, last_ts)"
+            " select device_id, max(received_at), max(ts) from readings_in group by device_id"
+            " on conflict (device_id) do update set last_received_at ="
+            " greatest(device_contact.last_received_at, excluded.last_received_at),"
+            " last_ts = greatest(device_contact.last_ts, excluded.last_ts)"
+        )
+        cur.execute("truncate readings_in")
+    return stored
+
+
+def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:
+    if not rows:
+        return
+    with conn.cursor() as cur, cur.copy(
+        "copy quarantine (received_at, topic, device_id, reason, detail, payload) from stdin"
+        " (format binary)"
+    ) as copy:
+        copy.set_types(["timestamptz", "text", "text", "text", "text", "bytea"])
+        for r in rows:
+            copy.write_row((r.received_at, r.topic, r.device_id, r.reason, r.detail, r.payload))
+
+
+def _us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+def latest_values(
+    conn: Conn, patient_ids: Iterable[str], metrics: Iterable[Metric]
+) -> dict[str, dict[Metric, tuple[int, float]]]:
+    """Each patient's latest (event time µs, value) per metric: seeds scoring after a restart."""
+    pids = list(patient_ids)
+    codes = [int(m) for m in metrics]
+    out: dict[str, dict[Metric, tuple[int, float]]] = {p: {} for p in pids}
+    if not pids:
+        return out
+    rows = conn.execute(
+        "select p.pid, m.code, r.ts, r.value"
+        " from unnest(%s::text[]) p(pid) cross join unnest(%s::int2[]) m(code)"
+        " cross join lateral (select ts, value from readings"
+        "   where patient_id = p.pid and metric = m.code order by ts desc limit 1) r",
+        (pids, codes),
+    ).fetchall()
+    for pid, code, ts, value in rows:
+        assert isinstance(ts, datetime)
+        out[str(pid)][Metric(int(code))] = (_to_us(ts), float(value))  # type: ignore[arg-type]
+    return out
+
+
+def _to_us(ts: datetime) -> int:
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def count_readings(conn: Conn) -> int:
+    row = conn.execute("select count(*) from readings").fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]

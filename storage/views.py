@@ -1,0 +1,30 @@
+"""Read models the store returns to the dashboard: one row a patient, typed, no ORM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PatientStatus:
+    """What a nurse needs on one line: who, where, how they score and how fresh the data are."""
+
+    patient_id: str
+    ward: str
+    device_id: str | None
+    news2_total: int | None  # None until the first score
+    news2_risk: str | None  # low, low-medium, medium, high
+    news2_missing: tuple[str, ...]  # parameters the last score lacked (incomplete score)
+    scored_at: datetime | None  # event time of the last score
+    last_seen_at: datetime | None  # when wardwatch last received anything from the device
+    latest: dict[str, float]  # latest value per metric wire name (heart_rate, spo2, ...)
+    open_alerts: int
+
+
+class NotFoundError(LookupError):
+    """No such alert (or patient)."""
+
+
+class ConflictError(RuntimeError):
+    """The request does not fit the alert's state (e.g. acknowledging a resolved alert)."""

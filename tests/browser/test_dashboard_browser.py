@@ -1,0 +1,188 @@
+"""The nurses' page in a real headless Chromium, against the real API over the in-memory ward.
+
+Uses Debian's chromium (``/usr/bin/chromium``): Playwright's own browser download needs the
+internet, which the ward's build machines do not have. Set ``WARDWATCH_SCREENSHOT`` to a path to
+keep a screenshot of the page for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import prometheus_client
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from alerts.model import AlertState, Severity
+from dashboard.app import create_app
+from dashboard.server import ServerHandle, serve_in_thread
+from tests.unit.test_dashboard import NOW, FakeWardReader, alert, sample_ward
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EAST_BY_RISK = ["P-HIGH", "P-MED6", "P-MED", "P-LM", "P-LOW", "P-STALE", "P-NEW"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium (make test does it), "
+            "e.g. `apt-get install chromium`",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def reader() -> FakeWardReader:
+    return sample_ward()
+
+
+@pytest.fixture
+def server(reader: FakeWardReader) -> Iterator[ServerHandle]:
+    app = create_app(
+        reader,
+        registry=prometheus_client.CollectorRegistry(),
+        clock=lambda: NOW,
+        poll_interval=timedelta(milliseconds=300),
+    )
+    handle = serve_in_thread(app, "127.0.0.1", 0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def expected_console_errors() -> list[str]:
+    """Fragments of browser console errors a test expects (none unless it adds some)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, expected_console_errors: list[str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-GB")
+    opened = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    yield opened
+    context.close()
+    # A script error or a Content-Security-Policy violation shows up here.
+    unexpected = [p for p in problems if not any(e in p for e in expected_console_errors)]
+    assert unexpected == []
+
+
+def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    keep = os.environ.get("WARDWATCH_SCREENSHOT")
+    if keep:
+        shutil.copyfile(path, keep)
+    return path
+
+
+def test_patients_in_risk_order_with_partial_scores_marked(
+    page: Page, server: ServerHandle, tmp_path: Path
+) -> None:
+    page.goto(f"{server.url}/?ward=east")
+    rows = page.locator("#patients tbody tr")
+    expect(rows).to_have_count(len(EAST_BY_RISK))
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.patientId)") == EAST_BY_RISK
+
+    high = page.locator('tr[data-patient-id="P-HIGH"]')
+    expect(high).to_contain_text("High")  # the risk in words, not only in red
+    expect(high).to_contain_text("incomplete: no BP, consciousness")
+    expect(high).to_contain_text("last seen 3 min ago")
+    expect(page.locator('tr[data-patient-id="P-LOW"] .incomplete')).to_have_count(0)
+    expect(page.locator('tr[data-patient-id="P-STALE"] .freshness')).to_contain_text(
+        "Stalelast seen 40 min ago"
+    )
+    expect(page.locator('tr[data-patient-id="P-NEW"]')).to_contain_text("Not scored")
+    expect(page.locator("#ward-title")).to_have_text("Virtual ward: east")
+    expect(page.locator("#connection")).to_contain_text("Live")
+    assert screenshot(page, tmp_path, "patients").stat().st_size > 0
+
+
+def test_open_alert_is_shown_and_acknowledged_by_the_named_nurse(
+    page: Page, server: ServerHandle, reader: FakeWardReader, tmp_path: Path
+) -> None:
+    page.goto(f"{server.url}/?ward=east")
+    row = page.locator('#alerts tr[data-alert-id="1"]')
+    for text in ("Emergency", "P-HIGH", "NEWS2 7 (high)", "5 min ago", "Level 1", "Open"):
+        expect(row).to_contain_text(text)
+    expect(page.locator('#alerts tr[data-alert-id="2"]')).to_contain_text("by Sister Adams")
+    screenshot(page, tmp_path, "before-ack")
+
+    page.get_by_label("Your name").fill("Nurse Patel")
+    row.get_by_label("Note").fill("phoned patient")
+    row.get_by_role("button", name="Acknowledge").click()
+
+    expect(row).to_contain_text("Acknowledged")
+    expect(row).to_contain_text("by Nurse Patel")
+    expect(row.get_by_role("button")).to_have_count(0)
+    expect(page.locator("#message")).to_contain_text("acknowledged by Nurse Patel")
+    (acked,) = [a for a in reader.alerts(AlertState.ACKNOWLEDGED) if a.id == 1]
+    assert acked.acknowledged_by == "Nurse Patel"
+    assert reader.alert_events(1)[-1].detail == "phoned patient"
+    screenshot(page, tmp_path, "after-ack")
+
+    page.reload()  # the name is remembered on this computer
+    expect(page.get_by_label("Your name")).to_have_value("Nurse Patel")
+
+
+def test_acknowledging_without_a_name_asks_for_it(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    page.goto(f"{server.url}/?ward=east")
+    row = page.locator('#alerts tr[data-alert-id="1"]')
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#message")).to_contain_text("Enter your name")
+    expect(page.get_by_label("Your name")).to_be_focused()
+    assert 1 in [a.id for a in reader.alerts(AlertState.OPEN)]
+
+
+def test_new_alerts_appear_and_are_announced_without_reload(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    page.goto(f"{server.url}/?ward=east")
+    expect(page.locator("#alerts tbody tr")).to_have_count(4)
+    reader.add_alert(alert(7, "P-LM", Severity.URGENT, summary="NEWS2 5 (medium)"))
+    expect(page.locator('#alerts tr[data-alert-id="7"]')).to_contain_text("NEWS2 5 (medium)")
+    expect(page.locator("#announcer")).to_have_attribute("aria-live", "assertive")
+    expect(page.locator("#announcer")).to_contain_text(
+        "New Urgent alert, patient P-LM: NEWS2 5 (medium)"
+    )
+
+
+def test_a_lost_connection_is_shown(
+    page: Page, server: ServerHandle, expected_console_errors: list[str]
+) -> None:
+    expected_console_errors.append("Failed to load resource: net::ERR_")
+    page.goto(f"{server.url}/?ward=east")
+    expect(page.locator("#connection")).to_contain_text("Live")
+    server.stop()
+    expect(page.locator("#connection")).to_contain_text("NOT UPDATING")
+    expect(page.locator("#patients tbody tr")).to_have_count(len(EAST_BY_RISK))  # data kept

@@ -1,0 +1,191 @@
+"""A batch through ingest → storage → NEWS2 → alerts against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from alerts.escalation import EscalationPolicy
+from alerts.model import AlertState, Rule, Severity
+from ingest import pipeline as pipe
+from storage import alerts as alert_store
+from storage import assignments
+from wardwatch import jobs
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def _msg(device: str, samples: list[dict[str, object]], received: datetime) -> tuple[str, bytes, int]:
+    return (f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(samples), _us(received))
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def ward(database_url: str, uid: str) -> tuple[str, str, str]:
+    device, patient = f"dev-{uid}", f"pt-{uid}"
+    with psycopg.connect(database_url) as conn:
+        assignments.enrol(conn, device_id=device, patient_id=patient, ward="ward-a",
+                          valid_from=T0 - timedelta(hours=1))  # fmt: skip
+    return database_url, device, patient
+
+
+_OPEN: list[pipe.Pipeline] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_pipelines() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _pipeline(url: str, clock: Clock) -> tuple[pipe.Pipeline, CollectorRegistry]:
+    registry = CollectorRegistry()
+    p = pipe.Pipeline(url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(registry),
+                      clock=clock)  # fmt: skip
+    _OPEN.append(p)
+    return p, registry
+
+
+def test_batch_is_stored_once_scored_and_alerted(ward: tuple[str, str, str]) -> None:
+    url, device, patient = ward
+    clock = Clock(T0)
+    p, registry = _pipeline(url, clock)
+    sick = {"ts": T0.isoformat(), "heart_rate": 135, "resp_rate": 27, "spo2": 90,
+            "temperature": 39.4, "on_oxygen": False}  # fmt: skip
+    batch = [
+        _msg(device, [sick], T0),
+        _msg(device, [sick], T0),  # duplicate delivery
+        _msg(device, [{"ts": T0.isoformat(), "heart_rate": 400}], T0),  # impossible
+        (f"wardwatch/v1/devices/{device}/vitals", b"{not json", _us(T0)),
+        _msg("stranger", [{"ts": T0.isoformat(), "heart_rate": 70}], T0),  # unknown device
+    ]
+    result = p.process(batch)
+    assert result.stored == 5  # hr, rr, spo2, temp, on_oxygen
+    assert result.quarantined == 3
+    assert [(o.kind, o.severity) for o in result.alerts] == [("fired", Severity.EMERGENCY)]
+
+    # RR 27 → 3, SpO2 90 → 3, air → 0, HR 135 → 3, temp 39.4 → 2: 11, high; BP and ACVPU missing.
+    with psycopg.connect(url) as conn:
+        score = conn.execute("select total, risk, missing from scores where patient_id = %s",
+                             (patient,)).fetchone()  # fmt: skip
+        reasons = sorted(r for (r,) in conn.execute("select reason from quarantine"))
+    assert score == (11, "high", ["systolic_bp", "consciousness"])
+    assert reasons == ["impossible value", "invalid json", "unknown device"]
+    assert registry.get_sample_value("wardwatch_readings_stored_total") == 5
+    assert registry.get_sample_value(
+        "wardwatch_readings_quarantined_total", {"reason": "unknown device"}) == 1
+    assert registry.get_sample_value(
+        "wardwatch_alerts_raised_total", {"severity": "emergency"}) == 1
+
+    # The same batch again (a redelivery after a crash) stores nothing and raises nothing new.
+    again = p.process(batch[:2])
+    assert again.stored == 0 and again.alerts == []
+
+
+def test_alert_worsens_then_resolves_with_history(ward: tuple[str, str, str]) -> None:
+    url, device, patient = ward
+    clock = Clock(T0)
+    p, _ = _pipeline(url, clock)
+    base = {"resp_rate": 16, "spo2": 97, "on_oxygen": False, "temperature": 37.0}
+    p.process([_msg(device, [{"ts": T0.isoformat(), **base, "heart_rate": 135}], T0)])  # HR 3
+    t1 = T0 + timedelta(minutes=1)
+    p.process([_msg(device, [{"ts": t1.isoformat(), **base, "heart_rate": 135, "resp_rate": 26,
+                              "temperature": 39.2}], t1)])  # fmt: skip  # 3+3+2 = 8
+    t2 = T0 + timedelta(minutes=2)
+    p.process([_msg(device, [{"ts": t2.isoformat(), **base, "heart_rate": 72}], t2)])  # 0
+    with psycopg.connect(url) as conn:
+        alerts = alert_store.list_alerts(conn)
+        assert len(alerts) == 1
+        alert = alerts[0]
+        kinds = [e.kind for e in alert_store.events(conn, alert.id)]
+    assert alert.rule is Rule.NEWS2 and alert.severity is Severity.EMERGENCY
+    assert alert.state is AlertState.RESOLVED
+    assert kinds == ["fired", "worsened", "resolved"]
+
+
+def test_escalation_and_acknowledgement(ward: tuple[str, str, str]) -> None:
+    url, device, _patient = ward
+    clock = Clock(T0)
+    p, _ = _pipeline(url, clock)
+    p.process([_msg(device, [{"ts": T0.isoformat(), "heart_rate": 150, "resp_rate": 30,
+                              "spo2": 85, "on_oxygen": False}], T0)])  # fmt: skip
+    policy = EscalationPolicy()
+    with psycopg.connect(url) as conn:
+        # Before the deadline nothing happens; after it, the next tier is paged exactly once.
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=4), policy=policy, channels=("log",)) == 0
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=5), policy=policy, channels=("log",)) == 1
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=6), policy=policy, channels=("log",)) == 0
+        (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
+        assert alert.escalation_level == 1
+        recipients = [r for (r,) in conn.execute("select recipient from notifications order by id")]
+        assert recipients == ["ward nurse", "senior clinician"]
+        acked = alert_store.acknowledge(conn, alert.id, user="Nurse Okafor", note="seen",
+                                        now=T0 + timedelta(minutes=7))  # fmt: skip
+        assert acked.state is AlertState.ACKNOWLEDGED and acked.acknowledged_by == "Nurse Okafor"
+        assert jobs.escalate(conn, now=T0 + timedelta(hours=1), policy=policy, channels=("log",)) == 0
+
+
+def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> None:
+    url, device, _patient = ward
+    clock = Clock(T0)
+    p, _ = _pipeline(url, clock)
+    p.process([_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)])
+    policy = EscalationPolicy()
+    with psycopg.connect(url) as conn:
+        quiet = timedelta(minutes=15)
+        assert jobs.check_silence(conn, now=T0 + timedelta(minutes=10), silent_after=quiet,
+                                  policy=policy, channels=("log",)) == 0  # fmt: skip
+        assert jobs.check_silence(conn, now=T0 + timedelta(minutes=20), silent_after=quiet,
+                                  policy=policy, channels=("log",)) == 1  # fmt: skip
+        (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
+        assert alert.rule is Rule.NO_DATA and alert.severity is Severity.TECHNICAL
+        recipients = [r for (r,) in conn.execute("select recipient from notifications")]
+        assert recipients == ["device team"]
+
+
+def test_database_outage_retries_the_same_batch(ward: tuple[str, str, str]) -> None:
+    url, device, _ = ward
+    clock = Clock(T0)
+    good, _ = _pipeline(url, clock)
+    broken, _ = _pipeline("postgresql://nobody@127.0.0.1:1/none", clock)
+    committed: list[int] = []
+    attempts = iter([0.0, 0.0])
+
+    class Flaky:
+        """Fails twice like a database restart, then reaches the real database."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def process(self, items: list[tuple[str, bytes, int]]) -> pipe.BatchResult:
+            self.calls += 1
+            return (broken if self.calls <= 2 else good).process(items)
+
+        def close(self) -> None:
+            broken.close()
+
+    flaky = Flaky()
+    total = pipe.run(flaky, [[_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)]],  # type: ignore[arg-type]
+                     on_committed=committed.append, stop=threading.Event(),
+                     retry_delays=attempts)  # fmt: skip
+    assert flaky.calls == 3 and committed == [0] and total.stored == 1

@@ -1,0 +1,225 @@
+"""``wardwatch``: the command line. Parses flags, builds settings, hands over to the composition root."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from wardwatch.settings import Settings, SettingsError, from_env
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return from_env(
+        os.environ,
+        mqtt_url=getattr(args, "mqtt_url", None),
+        database_url=getattr(args, "database_url", None),
+        http_addr=getattr(args, "http_addr", None),
+    )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a UTC offset, e.g. {text}+00:00")
+    return value
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(_sig: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from wardwatch.service import running  # noqa: PLC0415 - keeps `--help` fast
+
+    settings = _settings(args)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with running(settings) as svc:
+        print(f"wardwatch running; dashboard at {svc.dashboard_url}", flush=True)
+        stop.wait()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage import migrate  # noqa: PLC0415
+
+    applied = migrate.upgrade(_settings(args).database_url)
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    import psycopg  # noqa: PLC0415
+
+    from storage import assignments, migrate  # noqa: PLC0415
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        try:
+            a = assignments.enrol(
+                conn, device_id=args.device, patient_id=args.patient, ward=args.ward,
+                valid_from=args.since or datetime.now(UTC), valid_until=args.until,
+                spo2_scale=args.spo2_scale,
+            )  # fmt: skip
+        except assignments.EnrolmentError as exc:
+            print(f"wardwatch enrol: {exc}", file=sys.stderr)
+            return 1
+    until = a.valid_until.isoformat() if a.valid_until else "further notice"
+    print(f"device {a.device_id} → patient {a.patient_id} ({a.ward}) from "
+          f"{a.valid_from.isoformat()} until {until}")  # fmt: skip
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from wardwatch import demo  # noqa: PLC0415
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    stats = demo.simulate(_settings(args), patients=args.patients, speed=args.speed,
+                          scenario=args.scenario, minutes=args.minutes, seed=args.seed,
+                          enrol=not args.no_enrol, stop=stop)  # fmt: skip
+    print(stats)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from wardwatch import demo  # noqa: PLC0415
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    print(demo.replay(_settings(args), Path(args.file), speed=args.speed, stop=stop))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from wardwatch import demo  # noqa: PLC0415
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    print(demo.record(_settings(args), Path(args.out), minutes=args.minutes, stop=stop))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from wardwatch import demo  # noqa: PLC0415
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    return demo.run_demo(
+        data_dir=Path(args.data_dir), patients=args.patients, speed=args.speed,
+        minutes=args.minutes, http_addr=args.http_addr, seed=args.seed, stop=stop,
+    )  # fmt: skip
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def _connection_flags(p: argparse.ArgumentParser, *, http: bool = False) -> None:
+    p.add_argument("--mqtt-url", help="broker URL (env WARDWATCH_MQTT_URL)")
+    p.add_argument("--database-url", help="libpq URL (env WARDWATCH_DATABASE_URL)")
+    if http:
+        p.add_argument("--http-addr", help="dashboard HOST:PORT (env WARDWATCH_HTTP_ADDR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wardwatch",
+        description="Remote patient monitoring for virtual wards: wearables → NEWS2 → nurse alerts.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="embedded broker + database, simulated ward, dashboard")
+    p.add_argument("--patients", type=int, default=24)
+    p.add_argument("--speed", type=_positive, default=60.0, help="simulated seconds per second")
+    p.add_argument("--minutes", type=_positive, default=None, help="stop after M minutes")
+    p.add_argument("--data-dir", default=".data/demo")
+    p.add_argument("--http-addr", default=os.environ.get("WARDWATCH_HTTP_ADDR", "127.0.0.1:8080"))
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the long-running service: ingest, scoring, alerts, dashboard")
+    _connection_flags(p, http=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("db", help="database administration")
+    db = p.add_subparsers(dest="db_command", required=True)
+    up = db.add_parser("upgrade", help="apply pending schema migrations (idempotent)")
+    _connection_flags(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("enrol", help="assign a device to a patient on a ward, from now")
+    p.add_argument("--device", required=True)
+    p.add_argument("--patient", required=True)
+    p.add_argument("--ward", required=True)
+    p.add_argument("--since", type=_when, help="start of the assignment (default now)")
+    p.add_argument("--until", type=_when, help="end of the assignment")
+    p.add_argument("--spo2-scale", type=int, choices=(1, 2), default=1,
+                   help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets")  # fmt: skip
+    _connection_flags(p)
+    p.set_defaults(func=cmd_enrol)
+
+    p = sub.add_parser("simulate", help="publish simulated patients' wearable readings")
+    p.add_argument("--patients", type=int, default=24)
+    p.add_argument("--speed", type=_positive, default=1.0)
+    p.add_argument("--scenario", default=None, help="stable, deteriorating, hypoxic, device_off")
+    p.add_argument("--minutes", type=_positive, default=None)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-enrol", action="store_true", help="do not enrol the simulated devices")
+    _connection_flags(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("replay", help="publish a JSON Lines recording with its original timing")
+    p.add_argument("file")
+    p.add_argument("--speed", type=_positive, default=1.0)
+    _connection_flags(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("record", help="record what devices publish to a JSON Lines file")
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=_positive, default=None)
+    _connection_flags(p)
+    p.set_defaults(func=cmd_record)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"wardwatch: bad setting: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The periodic work APScheduler ticks: escalation, the "no data" rule, sending notifications.
+
+Each job is a plain function of a connection and ``now``; the state lives in PostgreSQL, so a job
+that runs twice, or after a restart, neither drops nor repeats anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import psycopg
+from prometheus_client import CollectorRegistry, Counter
+
+from alerts.escalation import EscalationPolicy
+from alerts.lifecycle import decide
+from alerts.model import Rule
+from alerts.notify import Channel, Notice, NotifyError
+from alerts.rules import no_data_condition
+from storage import alerts as alert_store
+from storage import assignments
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def escalate(
+    conn: Conn, *, now: datetime, policy: EscalationPolicy, channels: tuple[str, ...]
+) -> int:
+    with conn.transaction():
+        return len(alert_store.escalate_due(conn, now=now, policy=policy, channels=channels))
+
+
+def check_silence(
+    conn: Conn,
+    *,
+    now: datetime,
+    silent_after: timedelta,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None = None,
+) -> int:
+    """Open, or resolve, the "no data" alert of every currently assigned device."""
+    changes = 0
+    with conn.transaction():
+        contacts = assignments.current_contacts(conn, now)
+        current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
+        for c in contacts:
+            condition = no_data_condition(
+                c.patient_id, c.device_id, last_received=c.last_received_at,
+                enrolled_at=c.valid_from, now=now, silent_after=silent_after,
+            )  # fmt: skip
+            transition = decide(current.get((c.patient_id, Rule.NO_DATA)), condition)
+            if transition is None:
+                continue
+            outcome = alert_store.apply(conn, transition, ward=c.ward, now=now, policy=policy,
+                                        channels=channels)  # fmt: skip
+            if raised is not None and outcome.kind == "fired":
+                raised.labels(severity=outcome.severity.label).inc()
+            changes += 1
+    return changes
+
+
+def make_sent_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "wardwatch_notifications_sent", "Notifications delivered, by channel.", ["channel"],
+        registry=registry,
+    )  # fmt: skip
+
+
+def dispatch(
+    conn: Conn, *, now: datetime, channels: Mapping[str, Channel], sent: Counter
+) -> int:
+    """Send pending notifications from the outbox; record each outcome in the alert's history."""
+    delivered = 0
+    with conn.transaction():
+        for n in alert_store.claim_pending(conn):
+            channel = channels.get(n.channel)
+            if channel is None:
+                alert_store.record_delivery(conn, n, now=now, ok=False,
+                                            outcome=f"no channel {n.channel!r} configured")  # fmt: skip
+                continue
+            try:
+                outcome = channel.send(Notice(n.alert_id, n.recipient, n.body))
+            except NotifyError as exc:
+                log.warning("notification %d via %s failed: %s", n.id, n.channel, exc)
+                alert_store.record_delivery(conn, n, now=now, ok=False, outcome=str(exc))
+                continue
+            alert_store.record_delivery(conn, n, now=now, ok=True, outcome=outcome)
+            sent.labels(channel=n.channel).inc()
+            delivered += 1
+    return delivered

@@ -1,0 +1,166 @@
+"""The composition root of ``wardwatch run``: builds every adapter, starts the threads, owns teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry, Gauge
+from psycopg_pool import ConnectionPool
+
+from alerts.escalation import EscalationPolicy
+from alerts.notify import Channel, LogChannel, WebhookChannel
+from dashboard.app import create_app
+from dashboard.server import serve_in_thread
+from ingest import pipeline as pipe
+from ingest.mqtt import MqttSource
+from storage import migrate
+from storage.ward import PostgresWard
+from wardwatch import jobs
+from wardwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Timings a ward (or a test) tunes; defaults suit a real virtual ward."""
+
+    silent_after: timedelta = timedelta(minutes=15)
+    escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
+    escalation_tick_s: float = 5.0
+    silence_tick_s: float = 30.0
+    dispatch_tick_s: float = 1.0
+    freshness: timedelta = timedelta(minutes=60)
+    client_id: str = "wardwatch-ingest"
+    max_batch: int = 2000
+
+
+@dataclass(slots=True)
+class Running:
+    """A started service: where the dashboard is, what it has done, how to stop it."""
+
+    dashboard_url: str
+    registry: CollectorRegistry
+    totals: pipe.BatchResult
+    stop: Callable[[], None]
+    source: MqttSource
+
+
+@contextlib.contextmanager
+def running(
+    settings: Settings,
+    options: Options = Options(),  # noqa: B008 - frozen dataclass, never mutated
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> Iterator[Running]:
+    """Run ingest, scoring, alerting, escalation and the dashboard until the context exits."""
+    migrate.upgrade(settings.database_url)
+    registry = CollectorRegistry()
+    metrics = pipe.PipelineMetrics.create(registry)
+    sent = jobs.make_sent_counter(registry)
+    channels: dict[str, Channel] = {"log": LogChannel()}
+    if settings.webhook_url:
+        channels["webhook"] = WebhookChannel(settings.webhook_url)
+    channel_names = tuple(channels)
+    stop = threading.Event()
+
+    with contextlib.ExitStack() as stack:
+        pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
+            settings.database_url, min_size=1, max_size=4, open=True, name="wardwatch"
+        )
+        stack.callback(pool.close)
+
+        source = MqttSource(settings.mqtt, client_id=options.client_id)
+        depth = Gauge("wardwatch_ingest_queue_depth", "Messages received, not yet committed.",
+                      registry=registry)  # fmt: skip
+        depth.set_function(source.depth)
+        pipeline = pipe.Pipeline(
+            settings.database_url,
+            settings=pipe.Settings(
+                freshness=options.freshness, escalation=options.escalation,
+                channels=channel_names,
+            ),
+            metrics=metrics,
+            clock=clock,
+        )  # fmt: skip
+        totals = pipe.BatchResult()
+
+        def loop() -> None:
+            pending: list[list[object]] = []
+
+            def batches() -> Iterator[list[tuple[str, bytes, int]]]:
+                for batch in source.batches(max_batch=options.max_batch, stop=stop):
+                    pending.append(batch)  # type: ignore[arg-type]
+                    yield [(m.topic, m.payload, m.received_us) for m in batch]
+
+            def committed(_index: int) -> None:
+                source.ack(pending.pop(0))  # type: ignore[arg-type]
+
+            try:
+                result = pipe.run(pipeline, batches(), on_committed=committed, stop=stop)
+            except Exception:
+                log.exception("ingest loop failed")
+                raise
+            finally:
+                pipeline.close()
+            totals.messages += result.messages
+            totals.stored += result.stored
+            totals.quarantined += result.quarantined
+            totals.alerts += result.alerts
+
+        source.start()
+        stack.callback(source.stop)
+        worker = threading.Thread(target=loop, name="ingest", daemon=True)
+        worker.start()
+        stack.callback(worker.join, 30)
+        stack.callback(stop.set)  # runs first: tell the loop to finish its batch
+
+        scheduler = BackgroundScheduler(timezone=UTC)
+
+        def job(fn: Callable[[psycopg.Connection[tuple[object, ...]]], object]) -> Callable[[], None]:
+            def run_job() -> None:
+                try:
+                    with pool.connection() as conn:
+                        fn(conn)
+                except (psycopg.Error, TimeoutError) as exc:
+                    log.warning("%s skipped: database unavailable (%s)", fn.__name__,
+                                type(exc).__name__)  # fmt: skip
+            return run_job
+
+        def escalation(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.escalate(conn, now=clock(), policy=options.escalation, channels=channel_names)
+
+        def silence(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.check_silence(conn, now=clock(), silent_after=options.silent_after,
+                               policy=options.escalation, channels=channel_names,
+                               raised=metrics.alerts_raised)  # fmt: skip
+
+        def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
+
+        for fn, every in (
+            (escalation, options.escalation_tick_s),
+            (silence, options.silence_tick_s),
+            (send, options.dispatch_tick_s),
+        ):
+            scheduler.add_job(job(fn), "interval", seconds=every, id=fn.__name__,
+                              max_instances=1, coalesce=True)  # fmt: skip
+        scheduler.start()
+        stack.callback(scheduler.shutdown, wait=True)
+
+        app = create_app(PostgresWard(pool), registry=registry, clock=clock)
+        server = serve_in_thread(app, settings.http_host, settings.http_port)
+        stack.callback(server.stop)
+        log.info("dashboard at %s", server.url)
+        yield Running(server.url, registry, totals, stop.set, source)

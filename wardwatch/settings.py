@@ -1,0 +1,74 @@
+"""Settings from flags with environment defaults; a bad setting fails at start, naming itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ingest.mqtt import MqttEndpoint
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mqtt_url: str
+    database_url: str
+    http_host: str
+    http_port: int
+    webhook_url: str | None = None
+
+    @property
+    def mqtt(self) -> MqttEndpoint:
+        return MqttEndpoint.from_url(self.mqtt_url)
+
+
+DEFAULTS = {
+    "WARDWATCH_MQTT_URL": "mqtt://127.0.0.1:1883",
+    "WARDWATCH_DATABASE_URL": "postgresql://127.0.0.1:5432/wardwatch",
+    "WARDWATCH_HTTP_ADDR": "127.0.0.1:8080",
+}
+
+
+def parse_http_addr(value: str, name: str = "WARDWATCH_HTTP_ADDR") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:8080), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_database_url(value: str, name: str = "WARDWATCH_DATABASE_URL") -> str:
+    if "://" in value:
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise SettingsError(f"{name} must be a postgresql:// URL, got {value!r}")
+    elif "=" not in value:
+        raise SettingsError(f"{name} must be a libpq URL or key=value string, got {value!r}")
+    return value
+
+
+def from_env(env: Mapping[str, str], **flags: str | None) -> Settings:
+    """Build settings: a flag given on the command line wins over the environment variable."""
+
+    def pick(name: str, flag: str) -> str:
+        value = flags.get(flag)
+        return value if value is not None else env.get(name, DEFAULTS[name])
+
+    mqtt_url = pick("WARDWATCH_MQTT_URL", "mqtt_url")
+    try:
+        MqttEndpoint.from_url(mqtt_url)
+    except ValueError as exc:
+        raise SettingsError(f"WARDWATCH_MQTT_URL {exc}") from exc
+    host, port = parse_http_addr(pick("WARDWATCH_HTTP_ADDR", "http_addr"))
+    webhook = flags.get("webhook_url") or env.get("WARDWATCH_WEBHOOK_URL") or None
+    if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
+        raise SettingsError(f"WARDWATCH_WEBHOOK_URL must be an http(s) URL, got {webhook!r}")
+    return Settings(
+        mqtt_url=mqtt_url,
+        database_url=check_database_url(pick("WARDWATCH_DATABASE_URL", "database_url")),
+        http_host=host,
+        http_port=port,
+        webhook_url=webhook,
+    )
