@@ -1,14 +1,21 @@
 """How an alert moves between states when a rule's condition appears, worsens or clears.
 
 One open alert per patient and rule; severity only rises while an alert is open (a nurse who has
-been told "emergency" is not quietly told "urgent" before anyone has looked).
+been told "emergency" is not quietly told "urgent" before anyone has looked). An alert resolves
+only after its condition has stayed clear for a hold-down time, so a value hovering at a band
+edge (SpO2 91/92 %) makes one alert, not a storm of fire-resolve-fire.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from alerts.model import Alert, AlertState, Condition, Severity
+
+#: Default hold-down: RCP NEWS2 2017 asks for at least hourly observations at a score of 5-6;
+#: a quarter of that keeps a recovering patient visible to the nurse without flapping.
+DEFAULT_HOLD_DOWN = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,20 +31,53 @@ class Worsen:
 
 
 @dataclass(frozen=True, slots=True)
+class Clearing:
+    """The condition is gone as of ``since``; the alert stays open through the hold-down."""
+
+    alert_id: int
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recur:
+    """The condition came back during the hold-down: the same alert carries on."""
+
+    alert_id: int
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resolve:
     alert_id: int
     reason: str
 
 
-Transition = Fire | Worsen | Resolve
+Transition = Fire | Worsen | Clearing | Recur | Resolve
 
 
-def decide(current: Alert | None, condition: Condition | None) -> Transition | None:
-    """The transition that brings ``current`` in line with ``condition`` (None: nothing to do)."""
+def decide(  # noqa: PLR0911 - one return per transition reads better than a dispatch table
+    current: Alert | None,
+    condition: Condition | None,
+    *,
+    at: datetime,
+    hold_down: timedelta = DEFAULT_HOLD_DOWN,
+) -> Transition | None:
+    """The transition that brings ``current`` in line with ``condition`` at time ``at``."""
     if current is None or current.state is AlertState.RESOLVED:
         return Fire(condition) if condition is not None else None
     if condition is None:
-        return Resolve(current.id, "condition cleared")
+        if current.cleared_at is None:
+            return (
+                Resolve(current.id, "condition cleared")
+                if not hold_down
+                else Clearing(current.id, at)
+            )
+        if at - current.cleared_at >= hold_down:
+            minutes = int(hold_down.total_seconds() // 60)
+            return Resolve(current.id, f"condition clear for {minutes} min")
+        return None
     if condition.severity > current.severity:
         return Worsen(current.id, condition.severity, condition.summary)
+    if current.cleared_at is not None:
+        return Recur(current.id, condition.summary)
     return None

@@ -69,6 +69,7 @@ class Alert:
     resolved_at: datetime | None
     escalation_level: int
     next_escalation_at: datetime | None
+    cleared_at: datetime | None = None  # when the condition cleared, if it has (hold-down)
 
 
 @dataclass(frozen=True, slots=True)

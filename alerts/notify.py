@@ -58,11 +58,16 @@ class WebhookChannel:
         try:
             response = self._client.post(
                 self._url,
-                json={"alert_id": notice.alert_id, "recipient": notice.recipient,
-                      "text": notice.body},
-            )  # fmt: skip
+                json={
+                    "alert_id": notice.alert_id,
+                    "recipient": notice.recipient,
+                    "text": notice.body,
+                },
+            )
         except httpx.HTTPError as exc:
-            raise NotifyError(f"webhook unreachable: {type(exc).__name__}", recoverable=True) from exc
+            raise NotifyError(
+                f"webhook unreachable: {type(exc).__name__}", recoverable=True
+            ) from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise NotifyError(f"webhook answered {response.status_code}", recoverable=True)
         if response.status_code >= 400:

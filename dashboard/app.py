@@ -14,7 +14,7 @@ from typing import Annotated, Protocol
 
 import prometheus_client
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerts.model import Alert, AlertEvent, AlertState
@@ -47,6 +47,9 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+WardQuery = Annotated[str | None, Query(description="Only this ward; omit for every ward.")]
 
 
 class WardReader(Protocol):
@@ -89,6 +92,9 @@ def create_app(
         title="wardwatch dashboard",
         summary="Virtual-ward patients, NEWS2 and nurse alerts.",
         version="1",
+        # Swagger UI and ReDoc load their assets from a CDN, which ward networks cannot reach.
+        docs_url=None,
+        redoc_url=None,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     page = _render_page(poll_interval)
@@ -106,7 +112,7 @@ def create_app(
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
     @api.get("/patients", tags=["ward"])
-    def list_patients(ward: str | None = None) -> list[PatientOut]:
+    def list_patients(ward: WardQuery = None) -> list[PatientOut]:
         """List patients, highest NEWS2 risk band first, then highest score."""
         at = now()
         rows = [PatientOut.of(p, now=at, stale_after=stale_after) for p in reader.patients(ward)]
@@ -117,7 +123,7 @@ def create_app(
         state: Annotated[
             AlertState | None, Query(description="open, acknowledged or resolved; omit for all.")
         ] = None,
-        ward: str | None = None,
+        ward: WardQuery = None,
     ) -> list[AlertOut]:
         """List alerts, most severe first, then oldest first."""
         return [AlertOut.of(a) for a in sorted(reader.alerts(state, ward), key=alert_order)]
@@ -162,19 +168,17 @@ def create_app(
         tags=["operations"],
         responses={503: {"model": HealthOut, "description": "Database unreachable."}},
     )
-    def healthz() -> JSONResponse:
+    def healthz(response: Response) -> HealthOut:
         """Report whether the dashboard can reach its database."""
         try:
             reachable = reader.healthy()
         except Exception as exc:  # any failure to answer means unreachable, whatever the cause
             logger.warning("health check failed: %s", type(exc).__name__)
             reachable = False
-        health = (
-            HealthOut(status="ok", database="reachable")
-            if reachable
-            else HealthOut(status="degraded", database="unreachable")
-        )
-        return JSONResponse(health.model_dump(), status_code=200 if reachable else 503)
+        if reachable:
+            return HealthOut(status="ok", database="reachable")
+        response.status_code = 503
+        return HealthOut(status="degraded", database="unreachable")
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def metrics() -> Response:

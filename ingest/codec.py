@@ -41,8 +41,8 @@ __all__ = [
 RAW_LIMIT: Final = 4096
 #: Clock-skew tolerance: a sample stamped further than this after its receipt is rejected.
 MAX_FUTURE_US: Final = 300_000_000
-#: Largest payload decoded (256 KiB); a device batching one reading a second for ten minutes
-#: needs well under a tenth of it.
+#: Largest payload decoded (256 KiB): about twenty minutes of full one-second samples, far more
+#: than a device should buffer into one message, and a bound on the work one message can cause.
 MAX_PAYLOAD_BYTES: Final = 262_144
 
 #: Closed set of reject codes. Low cardinality on purpose: it is a Prometheus label.
@@ -270,7 +270,7 @@ class _Batch:
             )
             self._reject_message(topic, device_id, "not an object", detail, payload, received_us)
 
-    def _reject_message(  # noqa: PLR0917 - private, called with the message's own fields
+    def _reject_message(
         self,
         topic: str,
         device_id: str | None,
@@ -282,7 +282,7 @@ class _Batch:
         raw = bytes(payload[:RAW_LIMIT])
         self.rejected.append(Rejected(topic, device_id, reason, detail, raw, received_us))
 
-    def sample(  # noqa: PLR0917 - private and hot: positional arguments are cheaper
+    def sample(
         self,
         obj: object,
         index: int | None,

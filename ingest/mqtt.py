@@ -15,11 +15,11 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -39,9 +39,9 @@ class MqttEndpoint:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
-    protocol: int = mqtt.MQTTv5
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
     ca_file: str | None = None
 
     @classmethod
@@ -66,18 +66,27 @@ class MqttEndpoint:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
-            protocol=mqtt.MQTTv5 if proto == "5" else mqtt.MQTTv311,
+            protocol=MQTTProtocolVersion.MQTTv5 if proto == "5" else MQTTProtocolVersion.MQTTv311,
             ca_file=query.get("ca", [None])[0],
         )
 
 
-def make_client(endpoint: MqttEndpoint, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
-    """A paho client configured for the endpoint (credentials, TLS, protocol, backoff)."""
+def make_client(
+    endpoint: MqttEndpoint,
+    client_id: str = "",
+    *,
+    manual_ack: bool = False,
+    persistent: bool = False,
+) -> mqtt.Client:
+    """A paho client configured for the endpoint (credentials, TLS, protocol, backoff).
+
+    ``persistent`` asks MQTT 3.1.1 for a kept session (v5 sets it per connection instead).
+    """
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=endpoint.protocol,
-        clean_session=None if endpoint.protocol == mqtt.MQTTv5 else False,
+        clean_session=None if endpoint.protocol == mqtt.MQTTv5 else not persistent,
         manual_ack=manual_ack,
     )
     if endpoint.username:
@@ -124,7 +133,7 @@ class MqttSource:
         self._stopping = threading.Event()
         self._generation = 0
         self.connected = threading.Event()
-        self._client = make_client(endpoint, client_id, manual_ack=True)
+        self._client = make_client(endpoint, client_id, manual_ack=True, persistent=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -141,7 +150,9 @@ class MqttSource:
         # Subscribing on every connect: a broker that lost the session must still deliver.
         client.subscribe([(t, 1) for t in self._topics])
         self.connected.set()
-        log.info("connected to broker (session present: %s)", getattr(flags, "session_present", "?"))
+        log.info(
+            "connected to broker (session present: %s)", getattr(flags, "session_present", "?")
+        )
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -151,7 +162,9 @@ class MqttSource:
             log.warning("disconnected from broker (%s); paho reconnects with backoff", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        m = Message(msg.topic, msg.payload, time.time_ns() // 1000, msg.mid, self._generation)
+        m = Message(
+            msg.topic, bytes(msg.payload), time.time_ns() // 1000, msg.mid, self._generation
+        )
         while not self._stopping.is_set():
             try:
                 self._queue.put(m, timeout=0.5)
@@ -162,13 +175,15 @@ class MqttSource:
     def start(self) -> None:
         props = None
         if self._endpoint.protocol == mqtt.MQTTv5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self._session_expiry_s
         self._client.connect_async(
             self._endpoint.host,
             self._endpoint.port,
             keepalive=30,
-            clean_start=False if self._endpoint.protocol == mqtt.MQTTv5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=False
+            if self._endpoint.protocol == mqtt.MQTTv5
+            else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
         self._client.loop_start()

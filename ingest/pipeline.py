@@ -20,7 +20,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerts.escalation import EscalationPolicy
-from alerts.lifecycle import decide
+from alerts.lifecycle import DEFAULT_HOLD_DOWN, decide
 from alerts.model import Rule
 from alerts.rules import news2_condition
 from ingest.codec import Decoded, decode_batch, device_from_topic
@@ -34,9 +34,14 @@ from storage.readings import QuarantineRow
 log = logging.getLogger(__name__)
 
 NEWS2_METRICS = (
-    Metric.RESP_RATE, Metric.SPO2, Metric.ON_OXYGEN, Metric.TEMPERATURE,
-    Metric.SYSTOLIC_BP, Metric.HEART_RATE, Metric.CONSCIOUSNESS,
-)  # fmt: skip
+    Metric.RESP_RATE,
+    Metric.SPO2,
+    Metric.ON_OXYGEN,
+    Metric.TEMPERATURE,
+    Metric.SYSTOLIC_BP,
+    Metric.HEART_RATE,
+    Metric.CONSCIOUSNESS,
+)
 _NEWS2_CODES = np.array([int(m) for m in NEWS2_METRICS], dtype=np.int16)
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -57,26 +62,41 @@ class PipelineMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return cls(
-            stored=Counter("wardwatch_readings_stored", "Readings stored (new rows).",
-                           registry=registry),
-            duplicates=Counter("wardwatch_readings_duplicate",
-                               "Readings received again and stored once.", registry=registry),
-            quarantined=Counter("wardwatch_readings_quarantined",
-                                "Readings or payloads quarantined, by reason.", ["reason"],
-                                registry=registry),
-            alerts_raised=Counter("wardwatch_alerts_raised", "Alerts fired, by severity.",
-                                  ["severity"], registry=registry),
-            lag=Gauge("wardwatch_ingest_lag_seconds",
-                      "Age of the oldest message of the last committed batch at commit "
-                      "(receipt to commit).", registry=registry),
+            stored=Counter(
+                "wardwatch_readings_stored", "Readings stored (new rows).", registry=registry
+            ),
+            duplicates=Counter(
+                "wardwatch_readings_duplicate",
+                "Readings received again and stored once.",
+                registry=registry,
+            ),
+            quarantined=Counter(
+                "wardwatch_readings_quarantined",
+                "Readings or payloads quarantined, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            alerts_raised=Counter(
+                "wardwatch_alerts_raised",
+                "Alerts fired, by severity.",
+                ["severity"],
+                registry=registry,
+            ),
+            lag=Gauge(
+                "wardwatch_ingest_lag_seconds",
+                "Age of the oldest message of the last committed batch at commit "
+                "(receipt to commit).",
+                registry=registry,
+            ),
             batches=Counter("wardwatch_ingest_batches", "Batches committed.", registry=registry),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     freshness: timedelta = timedelta(minutes=60)  # a value older than this is "not measured"
     max_future: timedelta = timedelta(minutes=5)  # clock-skew tolerance
+    hold_down: timedelta = DEFAULT_HOLD_DOWN  # event time a condition stays clear before resolving
     escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
     channels: tuple[str, ...] = ("log",)
     assignments_refresh_s: float = 5.0
@@ -140,7 +160,9 @@ class Pipeline:
         conn = self._connection()
         self._refresh_assignments(conn)
         known, unknown = self._split_by_device(conn, items)
-        decoded = decode_batch(known, max_future_us=int(self._settings.max_future.total_seconds() * 1e6))
+        decoded = decode_batch(
+            known, max_future_us=int(self._settings.max_future.total_seconds() * 1e6)
+        )
         batch, unassigned = self._resolver.resolve(decoded.readings)
         quarantine = self._quarantine_rows(decoded, unknown, batch.take(unassigned))
         batch = batch.take(~unassigned)
@@ -183,21 +205,32 @@ class Pipeline:
         ]
         for topic, payload, received_us in unknown:
             device = device_from_topic(topic)
-            rows.append(QuarantineRow(
-                _dt(received_us), topic, device, "unknown device",
-                f"device {device} is not enrolled on any patient (wardwatch enrol)",
-                payload[:4096],
-            ))  # fmt: skip
+            rows.append(
+                QuarantineRow(
+                    _dt(received_us),
+                    topic,
+                    device,
+                    "unknown device",
+                    f"device {device} is not enrolled on any patient (wardwatch enrol)",
+                    payload[:4096],
+                )
+            )
         for i in range(len(unassigned)):
             device = str(unassigned.device_id[i])
             metric = Metric(int(unassigned.metric[i]))
             ts = _dt(int(unassigned.ts_us[i]))
-            rows.append(QuarantineRow(
-                _dt(int(unassigned.received_us[i])), f"wardwatch/v1/devices/{device}/vitals",
-                device, "unknown device",
-                f"device {device} was not assigned to a patient at {ts.isoformat()}",
-                orjson.dumps({"ts": ts.isoformat(), metric.wire_name: float(unassigned.value[i])}),
-            ))  # fmt: skip
+            rows.append(
+                QuarantineRow(
+                    _dt(int(unassigned.received_us[i])),
+                    f"wardwatch/v1/devices/{device}/vitals",
+                    device,
+                    "unknown device",
+                    f"device {device} was not assigned to a patient at {ts.isoformat()}",
+                    orjson.dumps(
+                        {"ts": ts.isoformat(), metric.wire_name: float(unassigned.value[i])}
+                    ),
+                )
+            )
         return rows
 
     def _score(self, conn: Conn, batch: Readings) -> dict[str, tuple[datetime, News2]]:
@@ -241,20 +274,31 @@ class Pipeline:
             return []
         current = alert_store.open_alerts(conn, scored)
         outcomes = []
-        for pid, (_at, score) in scored.items():
-            transition = decide(current.get((pid, Rule.NEWS2)), news2_condition(pid, score))
+        for pid, (at, score) in scored.items():
+            transition = decide(
+                current.get((pid, Rule.NEWS2)),
+                news2_condition(pid, score),
+                at=at,
+                hold_down=self._settings.hold_down,
+            )
             if transition is None:
                 continue
             info = self._resolver.patients.get(pid)
             outcomes.append(
                 alert_store.apply(
-                    conn, transition, ward=info.ward if info else "unknown", now=now,
-                    policy=self._settings.escalation, channels=self._settings.channels,
+                    conn,
+                    transition,
+                    ward=info.ward if info else "unknown",
+                    now=now,
+                    policy=self._settings.escalation,
+                    channels=self._settings.channels,
                 )
-            )  # fmt: skip
+            )
         return outcomes
 
-    def _count(self, result: BatchResult, quarantine: list[QuarantineRow], items: list[Item]) -> None:
+    def _count(
+        self, result: BatchResult, quarantine: list[QuarantineRow], items: list[Item]
+    ) -> None:
         m = self._metrics
         m.stored.inc(result.stored)
         m.duplicates.inc(result.duplicates)
@@ -297,8 +341,9 @@ def run(
                 pipeline.close()
                 if stop.is_set():
                     return total
-                log.warning("database unavailable (%s); retrying batch in %.1f s",
-                            type(exc).__name__, delay)  # fmt: skip
+                log.warning(
+                    "database unavailable (%s); retrying batch in %.1f s", type(exc).__name__, delay
+                )
                 stop.wait(next(retry_delays) if retry_delays else delay)
                 delay = min(delay * 2, 30.0)
         on_committed(index)

@@ -68,7 +68,11 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """What happens to a patient: targets reached at full severity, each drawn from a range."""
+    """What happens to a patient: targets reached at full severity, each drawn from a range.
+
+    Each metric moves over its own part of the ramp, ``phases[metric] = (from, to)`` as fractions
+    of it (default the whole ramp), so that signs appear in a realistic order.
+    """
 
     name: str
     summary: str
@@ -84,6 +88,7 @@ class Scenario:
     removes_device: bool = False  # at onset the device comes off the wrist, then falls silent
     removed_minutes: Range = (5.0, 20.0)
     battery_start_pct: Range = (30.0, 100.0)
+    phases: Mapping[Metric, Range] = field(default_factory=dict)
 
     def targets(self) -> dict[Metric, Range]:
         """The ranges of the values this scenario drives, by metric."""
@@ -106,14 +111,24 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
         for s in (
             Scenario("stable", "plausible resting vitals with daily rhythm, activity and sleep"),
             # Sepsis / pneumonia (Sepsis-3, Singer et al., JAMA 2016;315:801): tachycardia,
-            # tachypnoea, desaturation, fever and falling pressure over a few hours. Going up, it
-            # passes NEWS2 5 (~40 % of the ramp), a 3 in one parameter (RR >= 25 or SpO2 <= 91,
-            # ~70 %) and ends at 10-13 (HR 2-3, RR 3, SpO2 3, temperature 2, systolic 2).
+            # tachypnoea, desaturation, fever and falling pressure over a few hours. Respiratory
+            # rate moves first, as it often does (Cretikos et al., Med J Aust 2008;188:657), then
+            # temperature and heart rate, then SpO2 and pressure. For a typical patient NEWS2
+            # gets a 3 in one parameter (RR >= 25) about 40 % into the ramp, 5+ at 45 %, 7+ at
+            # 60 %, and ends at 11-13 (HR 2-3, RR 3, SpO2 3, temperature 2, systolic 2).
             Scenario(
                 "deteriorating",
-                "sepsis or pneumonia: after the onset HR, RR and temperature rise, SpO2 falls",
+                "sepsis or pneumonia: after the onset RR, temperature and HR rise, SpO2 falls",
                 onset_hours=(1.0, 3.0),
-                ramp_hours=(3.0, 5.0),
+                ramp_hours=(4.0, 6.0),
+                phases={
+                    Metric.RESP_RATE: (0.0, 0.6),
+                    Metric.TEMPERATURE: (0.1, 0.8),
+                    Metric.HEART_RATE: (0.2, 1.0),
+                    Metric.SPO2: (0.45, 1.0),
+                    Metric.SYSTOLIC_BP: (0.55, 1.0),
+                    Metric.DIASTOLIC_BP: (0.55, 1.0),
+                },
                 heart_rate_bpm=(120.0, 135.0),
                 resp_rate_bpm=(26.0, 30.0),
                 spo2_pct=(88.0, 90.0),
@@ -129,6 +144,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 "COPD exacerbation: SpO2 from a low baseline falls to about 85 %, RR rises",
                 onset_hours=(1.0, 3.0),
                 ramp_hours=(2.0, 4.0),
+                phases={Metric.RESP_RATE: (0.1, 0.9), Metric.HEART_RATE: (0.3, 1.0)},
                 heart_rate_bpm=(95.0, 110.0),
                 resp_rate_bpm=(23.0, 27.0),
                 spo2_pct=(84.0, 87.0),
@@ -137,7 +153,8 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             ),
             Scenario(
                 "device_off",
-                "the watch comes off (worn=false) or its battery dies, then silence",
+                "the watch comes off (worn=false for 5-20 min), then silence, as if taken off "
+                "for good or its battery died",
                 onset_hours=(0.5, 3.0),
                 removes_device=True,
                 battery_start_pct=(70.0, 100.0),
@@ -365,7 +382,7 @@ class PatientModel:
         ts = minute * SAMPLE_INTERVAL_S + p.offset_s
         local_h = _local_hours(ts, self._tz)
         asleep = (local_h >= p.sleep_hour) | (local_h < p.wake_hour)
-        severity = self._severity(ts)
+        severity = self._severity(ts)  # overall; each vital sign has its own phase of it
 
         # Off the wrist: charging, the daily wash, or (device_off) taken off for good.
         battery, charging = _battery(
@@ -380,7 +397,13 @@ class PatientModel:
         awake = np.where(asleep, 0.0, 1.0 - severity)  # the unwell stay in bed
         steps, walking = _activity(rng, p.active_fraction * awake, 0.2 * awake, worn)
         values = _vitals(
-            rng, p, ts=ts, local_h=local_h, asleep=asleep, severity=severity, steps=steps
+            rng,
+            p,
+            ts=ts,
+            local_h=local_h,
+            asleep=asleep,
+            severity={m: self._severity(ts, self._phase(m)) for m in p.targets},
+            steps=steps,
         )
 
         # Which fields each sample carries: cadence, the wrist, and sensor dropouts.
@@ -404,15 +427,19 @@ class PatientModel:
                 np.random.default_rng([*self._seed, hour, 1]),
                 values[Metric.HEART_RATE],
                 values[Metric.RESP_RATE],
-                severity,
+                self._severity(ts, self._phase(Metric.HEART_RATE)),
             )
         return Samples(ts, {m: values[m] for m in GENERATED}, rr)
 
-    def _severity(self, ts: I64) -> F64:
+    def _phase(self, metric: Metric) -> Range:
+        return self.scenario.phases.get(metric, (0.0, 1.0))
+
+    def _severity(self, ts: I64, phase: Range = (0.0, 1.0)) -> F64:
+        """0 until the onset, rising smoothly over ``phase`` of the ramp to 1."""
         if self.onset_s is None or not self.profile.targets:
             return np.zeros(ts.shape)
         progress = (ts.astype(np.float64) - self.onset_s) / self.profile.ramp_s
-        return smoothstep(progress)
+        return smoothstep((progress - phase[0]) / (phase[1] - phase[0]))
 
 
 def _activity(
@@ -444,7 +471,7 @@ def _vitals(
     ts: I64,
     local_h: F64,
     asleep: Bools,
-    severity: F64,
+    severity: Mapping[Metric, F64],
     steps: F64,
 ) -> dict[Metric, F64]:
     """Every vital sign for every minute, rounded as devices do; cadence and dropout come later."""
@@ -469,7 +496,11 @@ def _vitals(
     values: dict[Metric, F64] = {}
     for metric, level in normal.items():
         target = p.targets.get(metric)
-        mean = level if target is None else (1 - severity) * level + severity * target
+        if target is None:
+            mean = level
+        else:
+            sev = severity[metric]
+            mean = (1 - sev) * level + sev * target
         periods, phases, amplitudes = p.wobble[metric]
         wobble = (amplitudes * np.sin(2 * math.pi * ts[:, None] / periods + phases)).sum(1)
         values[metric] = mean + wobble + rng.normal(0.0, _NOISE_SD[metric], 60)

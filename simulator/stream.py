@@ -149,10 +149,12 @@ def stream(
     end_s = timeline.event_end_s
     last_round = -math.inf
     while not stop.is_set():
+        due = [d for _, m in models if (d := m.next_due(cursor)) is not None]
+        if not due or (end_s is not None and min(due) > end_s):
+            return  # every device has fallen silent, or the run ends before the next sample
         elapsed = clock() - timeline.wall_start_s
         reached = math.floor(timeline.event_at(elapsed))
-        published = reached >= cursor and elapsed - last_round >= tick_s
-        if published:
+        if min(due) <= reached and elapsed - last_round >= tick_s:
             last_round = elapsed
             for topic, model in models:
                 samples = model.samples(cursor, reached + 1)
@@ -162,12 +164,9 @@ def stream(
                     if stop.is_set():
                         return
             cursor = reached + 1
-        due = [d for _, m in models if (d := m.next_due(cursor)) is not None]
-        if not due or (end_s is not None and min(due) > end_s):
-            return  # every device has fallen silent, or the run ends before the next sample
+            continue
         wake = timeline.elapsed_at(min(due))
         if wake is None:
             return
-        delay = max(wake, last_round + tick_s) - (clock() - timeline.wall_start_s)
-        if delay > 0 or not published:  # never spin: float rounding may leave delay at ~0
-            sleep(min(max(delay, 1e-3), MAX_SLEEP_S))
+        delay = max(wake, last_round + tick_s) - elapsed
+        sleep(min(max(delay, 1e-3), MAX_SLEEP_S))  # at least a little: never spin

@@ -6,15 +6,16 @@ notifications it causes commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import args_row, class_row
 
 from alerts.escalation import EscalationPolicy, Page, due
-from alerts.lifecycle import Fire, Resolve, Transition, Worsen
+from alerts.lifecycle import Clearing, Fire, Recur, Transition, Worsen
 from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
 from storage.views import ConflictError, NotFoundError
 
@@ -22,26 +23,20 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 _ALERT_COLUMNS = (
     "id, patient_id, ward, rule, severity, state, summary, opened_at, updated_at,"
-    " acknowledged_by, acknowledged_at, resolved_at, escalation_level, next_escalation_at"
+    " acknowledged_by, acknowledged_at, resolved_at, escalation_level, next_escalation_at,"
+    " cleared_at"
 )
 
 
-def _alert_row(
-    id: int, patient_id: str, ward: str, rule: str, severity: int, state: str, summary: str,
-    opened_at: datetime, updated_at: datetime, acknowledged_by: str | None,
-    acknowledged_at: datetime | None, resolved_at: datetime | None, escalation_level: int,
-    next_escalation_at: datetime | None,
-) -> Alert:  # fmt: skip
-    return Alert(
-        id, patient_id, ward, Rule(rule), Severity(severity), AlertState(state), summary,
-        opened_at, updated_at, acknowledged_by, acknowledged_at, resolved_at, escalation_level,
-        next_escalation_at,
-    )  # fmt: skip
+def _alert_row(*v: Any) -> Alert:
+    return Alert(v[0], v[1], v[2], Rule(v[3]), Severity(v[4]), AlertState(v[5]), *v[6:])
 
 
-def _rows(conn: Conn, query: str, params: object = ()) -> list[Alert]:
-    with conn.cursor(row_factory=class_row(_alert_row)) as cur:  # type: ignore[arg-type]
-        return cur.execute(query, params).fetchall()  # type: ignore[arg-type,return-value]
+def _rows(
+    conn: Conn, query: str, params: Sequence[object] | Mapping[str, object] = ()
+) -> list[Alert]:
+    with conn.cursor(row_factory=args_row(_alert_row)) as cur:
+        return cur.execute(query, params).fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +44,28 @@ class Outcome:
     """What a transition did, for metrics and logs."""
 
     alert_id: int
-    kind: str  # fired, worsened, resolved
+    kind: str  # fired, worsened, clearing, recurred, resolved
     severity: Severity
 
 
 def open_alerts(conn: Conn, patient_ids: Iterable[str]) -> dict[tuple[str, Rule], Alert]:
     rows = _rows(
         conn,
-        f"select {_ALERT_COLUMNS} from alerts where state <> 'resolved'"
-        " and patient_id = any(%s)",
+        f"select {_ALERT_COLUMNS} from alerts where state <> 'resolved' and patient_id = any(%s)",
         (list(patient_ids),),
     )
     return {(a.patient_id, a.rule): a for a in rows}
 
 
 def _event(
-    conn: Conn, alert_id: int, at: datetime, kind: str, severity: Severity,
-    actor: str | None, detail: str,
-) -> None:  # fmt: skip
+    conn: Conn,
+    alert_id: int,
+    at: datetime,
+    kind: str,
+    severity: Severity,
+    actor: str | None,
+    detail: str,
+) -> None:
     conn.execute(
         "insert into alert_events (alert_id, at, kind, severity, actor, detail)"
         " values (%s, %s, %s, %s, %s, %s)",
@@ -75,9 +74,14 @@ def _event(
 
 
 def _notify(
-    conn: Conn, alert_id: int, dedup: str, recipient: str, body: str, now: datetime,
+    conn: Conn,
+    alert_id: int,
+    dedup: str,
+    recipient: str,
+    body: str,
+    now: datetime,
     channels: Iterable[str],
-) -> None:  # fmt: skip
+) -> None:
     for channel in channels:
         conn.execute(
             "insert into notifications (alert_id, dedup_key, channel, recipient, body, created_at)"
@@ -114,25 +118,59 @@ def apply(
         return Outcome(alert_id, "fired", c.severity)
     if isinstance(transition, Worsen):
         row = conn.execute(
-            "update alerts set severity = %s, summary = %s, updated_at = %s,"
+            "update alerts set severity = %s, summary = %s, updated_at = %s, cleared_at = null,"
             " next_escalation_at = case when state = 'open'"
             "   then least(next_escalation_at, %s) else next_escalation_at end"
             " where id = %s returning patient_id, ward, escalation_level, state",
             (
-                int(transition.severity), transition.summary, now,
-                policy.first_deadline(transition.severity, now), transition.alert_id,
+                int(transition.severity),
+                transition.summary,
+                now,
+                policy.first_deadline(transition.severity, now),
+                transition.alert_id,
             ),
-        ).fetchone()  # fmt: skip
+        ).fetchone()
         assert row is not None
         patient_id, a_ward, level, _state = row
-        _event(conn, transition.alert_id, now, "worsened", transition.severity, None,
-               transition.summary)  # fmt: skip
+        _event(
+            conn,
+            transition.alert_id,
+            now,
+            "worsened",
+            transition.severity,
+            None,
+            transition.summary,
+        )
         tiers = policy.tiers(transition.severity)
         recipient = tiers[min(int(level), len(tiers) - 1)]  # type: ignore[call-overload]
-        body = f"[{transition.severity.label}] WORSE: {transition.summary} (patient {patient_id}, {a_ward})"
-        _notify(conn, transition.alert_id, f"{transition.alert_id}:worse:{int(transition.severity)}",
-                recipient, body, now, channels)  # fmt: skip
+        body = (
+            f"[{transition.severity.label}] WORSE: {transition.summary}"
+            f" (patient {patient_id}, {a_ward})"
+        )
+        _notify(
+            conn,
+            transition.alert_id,
+            f"{transition.alert_id}:worse:{int(transition.severity)}",
+            recipient,
+            body,
+            now,
+            channels,
+        )
         return Outcome(transition.alert_id, "worsened", transition.severity)
+    if isinstance(transition, Clearing | Recur):
+        cleared = transition.since if isinstance(transition, Clearing) else None
+        row = conn.execute(
+            "update alerts set cleared_at = %s, updated_at = %s where id = %s returning severity",
+            (cleared, now, transition.alert_id),
+        ).fetchone()
+        assert row is not None
+        severity = Severity(int(row[0]))  # type: ignore[call-overload]
+        if isinstance(transition, Clearing):
+            detail = f"condition clear since {transition.since:%H:%M} UTC; holding before resolving"
+            _event(conn, transition.alert_id, now, "clearing", severity, None, detail)
+            return Outcome(transition.alert_id, "clearing", severity)
+        _event(conn, transition.alert_id, now, "recurred", severity, None, transition.summary)
+        return Outcome(transition.alert_id, "recurred", severity)
     row = conn.execute(
         "update alerts set state = 'resolved', resolved_at = %s, updated_at = %s,"
         " next_escalation_at = null where id = %s returning severity",
@@ -165,8 +203,15 @@ def escalate_due(
             (page.level, page.next_at, now, alert.id),
         )
         what = "final notice" if page.final else f"escalated to {page.recipient}"
-        _event(conn, alert.id, now, "escalated", alert.severity, None,
-               f"{what}: not acknowledged (level {page.level})")  # fmt: skip
+        _event(
+            conn,
+            alert.id,
+            now,
+            "escalated",
+            alert.severity,
+            None,
+            f"{what}: not acknowledged (level {page.level})",
+        )
         prefix = "FINAL NOTICE, " if page.final else ""
         body = (
             f"[{alert.severity.label}] {prefix}UNACKNOWLEDGED for "
@@ -181,8 +226,9 @@ def escalate_due(
 def acknowledge(conn: Conn, alert_id: int, *, user: str, note: str | None, now: datetime) -> Alert:
     """Record that a named user has taken the alert on; stops its escalation."""
     with conn.transaction():
-        rows = _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update",
-                     (alert_id,))  # fmt: skip
+        rows = _rows(
+            conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update", (alert_id,)
+        )
         if not rows:
             raise NotFoundError(f"no alert {alert_id}")
         alert = rows[0]
@@ -201,7 +247,9 @@ def acknowledge(conn: Conn, alert_id: int, *, user: str, note: str | None, now: 
         return _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s", (alert_id,))[0]
 
 
-def list_alerts(conn: Conn, state: AlertState | None = None, ward: str | None = None) -> list[Alert]:
+def list_alerts(
+    conn: Conn, state: AlertState | None = None, ward: str | None = None
+) -> list[Alert]:
     return _rows(
         conn,
         f"select {_ALERT_COLUMNS} from alerts where (%(state)s::text is null or state = %(state)s)"
@@ -252,7 +300,9 @@ def record_delivery(
         " sent_at = case when %s then %s::timestamptz else null end where id = %s",
         (outcome, ok, now, n.id),
     )
-    severity_row = conn.execute("select severity from alerts where id = %s", (n.alert_id,)).fetchone()
+    severity_row = conn.execute(
+        "select severity from alerts where id = %s", (n.alert_id,)
+    ).fetchone()
     severity = Severity(int(severity_row[0])) if severity_row else Severity.TECHNICAL  # type: ignore[call-overload]
     kind = "notified" if ok else "notify_failed"
     _event(conn, n.alert_id, now, kind, severity, None, f"{n.channel} to {n.recipient}: {outcome}")

@@ -86,9 +86,7 @@ def enrol(
     return row
 
 
-def end(
-    conn: psycopg.Connection[tuple[object, ...]], *, device_id: str, at: datetime
-) -> int:
+def end(conn: psycopg.Connection[tuple[object, ...]], *, device_id: str, at: datetime) -> int:
     """End the device's open assignment at ``at``; returns how many assignments were ended."""
     with conn.transaction():
         cur = conn.execute(
@@ -115,7 +113,7 @@ class Contact:
 
 
 def current_contacts(conn: psycopg.Connection[tuple[object, ...]], now: datetime) -> list[Contact]:
-    """Devices assigned right now, with when we last heard from each (the "no data" rule's input)."""
+    """Devices assigned now, with when we last heard from each (the "no data" rule's input)."""
     with conn.cursor(row_factory=class_row(Contact)) as cur:
         return cur.execute(
             "select a.device_id, a.patient_id, p.ward, a.valid_from, dc.last_received_at"

@@ -68,9 +68,7 @@ def insert_readings(conn: Conn, batch: Readings) -> int:
                 strict=True,
             ):
                 copy.write_row(row)
-        cur.execute(
-            "insert into readings select * from readings_in on conflict do nothing"
-        )
+        cur.execute("insert into readings select * from readings_in on conflict do nothing")
         stored = cur.rowcount
         # Last contact per device, for the "no data" rule: one row per device, not per reading.
         cur.execute(
@@ -87,10 +85,13 @@ def insert_readings(conn: Conn, batch: Readings) -> int:
 def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:
     if not rows:
         return
-    with conn.cursor() as cur, cur.copy(
-        "copy quarantine (received_at, topic, device_id, reason, detail, payload) from stdin"
-        " (format binary)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "copy quarantine (received_at, topic, device_id, reason, detail, payload) from stdin"
+            " (format binary)"
+        ) as copy,
+    ):
         copy.set_types(["timestamptz", "text", "text", "text", "text", "bytea"])
         for r in rows:
             copy.write_row((r.received_at, r.topic, r.device_id, r.reason, r.detail, r.payload))
@@ -118,7 +119,7 @@ def latest_values(
     ).fetchall()
     for pid, code, ts, value in rows:
         assert isinstance(ts, datetime)
-        out[str(pid)][Metric(int(code))] = (_to_us(ts), float(value))  # type: ignore[arg-type]
+        out[str(pid)][Metric(int(str(code)))] = (_to_us(ts), float(str(value)))
     return out
 
 

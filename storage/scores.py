@@ -19,7 +19,11 @@ def save_news2(
         " on conflict (patient_id, kind, ts) do update set total = excluded.total,"
         " risk = excluded.risk, points = excluded.points, missing = excluded.missing",
         (
-            patient_id, ts, score.total, score.risk,
-            orjson.dumps(dict(score.scores)).decode(), list(score.missing),
+            patient_id,
+            ts,
+            score.total,
+            score.risk,
+            orjson.dumps(dict(score.scores)).decode(),
+            list(score.missing),
         ),
-    )  # fmt: skip
+    )

@@ -1,4 +1,4 @@
-"""The ward as the dashboard reads it, over a connection pool (implements dashboard's WardReader)."""
+"""The ward as the dashboard reads it, over a connection pool (dashboard's ``WardReader``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from signals.vitals import Metric
 from storage import alerts as alert_store
 from storage.views import PatientStatus
 
-_SHOWN = (Metric.HEART_RATE, Metric.SPO2, Metric.RESP_RATE, Metric.TEMPERATURE,
-          Metric.SYSTOLIC_BP, Metric.ON_OXYGEN)  # fmt: skip
+_SHOWN = (
+    Metric.HEART_RATE,
+    Metric.SPO2,
+    Metric.RESP_RATE,
+    Metric.TEMPERATURE,
+    Metric.SYSTOLIC_BP,
+    Metric.ON_OXYGEN,
+)
 
 _PATIENTS = """
 select p.patient_id, p.ward, a.device_id, s.total, s.risk, s.missing, s.ts, dc.last_received_at,
@@ -55,7 +61,8 @@ class PostgresWard:
             }
             out.append(
                 PatientStatus(
-                    patient_id=str(pid), ward=str(pward),
+                    patient_id=str(pid),
+                    ward=str(pward),
                     device_id=None if dev is None else str(dev),
                     news2_total=None if total is None else int(total),  # type: ignore[call-overload]
                     news2_risk=None if risk is None else str(risk),
@@ -65,7 +72,7 @@ class PostgresWard:
                     latest=values,
                     open_alerts=int(n_open),  # type: ignore[call-overload]
                 )
-            )  # fmt: skip
+            )
         return out
 
     def alerts(self, state: AlertState | None = None, ward: str | None = None) -> list[Alert]:

@@ -1,4 +1,4 @@
-"""``wardwatch``: the command line. Parses flags, builds settings, hands over to the composition root."""
+"""``wardwatch``: the command line; parses flags and hands over to the composition root."""
 
 from __future__ import annotations
 
@@ -82,16 +82,22 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     with psycopg.connect(settings.database_url) as conn:
         try:
             a = assignments.enrol(
-                conn, device_id=args.device, patient_id=args.patient, ward=args.ward,
-                valid_from=args.since or datetime.now(UTC), valid_until=args.until,
+                conn,
+                device_id=args.device,
+                patient_id=args.patient,
+                ward=args.ward,
+                valid_from=args.since or datetime.now(UTC),
+                valid_until=args.until,
                 spo2_scale=args.spo2_scale,
-            )  # fmt: skip
+            )
         except assignments.EnrolmentError as exc:
             print(f"wardwatch enrol: {exc}", file=sys.stderr)
             return 1
     until = a.valid_until.isoformat() if a.valid_until else "further notice"
-    print(f"device {a.device_id} → patient {a.patient_id} ({a.ward}) from "
-          f"{a.valid_from.isoformat()} until {until}")  # fmt: skip
+    print(
+        f"device {a.device_id} → patient {a.patient_id} ({a.ward}) from "
+        f"{a.valid_from.isoformat()} until {until}"
+    )
     return 0
 
 
@@ -100,9 +106,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     _stop_on_signals(stop)
-    stats = demo.simulate(_settings(args), patients=args.patients, speed=args.speed,
-                          scenario=args.scenario, minutes=args.minutes, seed=args.seed,
-                          enrol=not args.no_enrol, stop=stop)  # fmt: skip
+    stats = demo.simulate(
+        _settings(args),
+        patients=args.patients,
+        speed=args.speed,
+        scenario=args.scenario,
+        minutes=args.minutes,
+        seed=args.seed,
+        enrol=not args.no_enrol,
+        stop=stop,
+    )
     print(stats)
     return 0
 
@@ -131,9 +144,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     return demo.run_demo(
-        data_dir=Path(args.data_dir), patients=args.patients, speed=args.speed,
-        minutes=args.minutes, http_addr=args.http_addr, seed=args.seed, stop=stop,
-    )  # fmt: skip
+        data_dir=Path(args.data_dir),
+        patients=args.patients,
+        speed=args.speed,
+        minutes=args.minutes,
+        http_addr=args.http_addr,
+        seed=args.seed,
+        stop=stop,
+    )
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -149,7 +167,7 @@ def _connection_flags(p: argparse.ArgumentParser, *, http: bool = False) -> None
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wardwatch",
-        description="Remote patient monitoring for virtual wards: wearables → NEWS2 → nurse alerts.",
+        description="Remote monitoring for virtual wards: wearables → NEWS2 → nurse alerts.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,8 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ward", required=True)
     p.add_argument("--since", type=_when, help="start of the assignment (default now)")
     p.add_argument("--until", type=_when, help="end of the assignment")
-    p.add_argument("--spo2-scale", type=int, choices=(1, 2), default=1,
-                   help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets")  # fmt: skip
+    p.add_argument(
+        "--spo2-scale",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets",
+    )
     _connection_flags(p)
     p.set_defaults(func=cmd_enrol)
 

@@ -5,7 +5,7 @@ production parts and are fast. On a fresh laptop without them, the pip-installed
 over: ``amqtt`` (an asyncio MQTT broker, run in a child process) and ``pgserver`` (PostgreSQL
 binaries shipped in a wheel). docs/embedded.md says why these two.
 
-Every process started here is a child of ours and is stopped on exit, so Ctrl-C leaves nothing behind.
+Every process started here is a child of ours and is stopped on exit: Ctrl-C leaves none behind.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -113,7 +114,9 @@ def mosquitto_config(port: int, data_dir: Path, *, persistence: bool = True) -> 
 
 
 @contextlib.contextmanager
-def mosquitto(data_dir: Path, port: int | None = None, *, persistence: bool = True) -> Iterator[str]:
+def mosquitto(
+    data_dir: Path, port: int | None = None, *, persistence: bool = True
+) -> Iterator[str]:
     """Run Mosquitto on 127.0.0.1; yields its ``mqtt://`` URL."""
     binary = mosquitto_binary()
     if binary is None:
@@ -166,7 +169,7 @@ def postgres_bindir() -> Path | None:
     return None
 
 
-def _run_as() -> tuple[dict[str, object], dict[str, str]]:
+def _run_as() -> tuple[dict[str, Any], dict[str, str]]:
     """PostgreSQL refuses to run as root: under root, run it as the ``postgres`` user.
 
     Returns keyword arguments for ``subprocess`` (user, group and no supplementary groups, so the
@@ -200,9 +203,7 @@ def _wait_for_sql(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> 
 
 
 @contextlib.contextmanager
-def postgresql(
-    data_dir: Path, port: int | None = None, *, durable: bool = True
-) -> Iterator[str]:
+def postgresql(data_dir: Path, port: int | None = None, *, durable: bool = True) -> Iterator[str]:
     """Run PostgreSQL from the installed binaries on 127.0.0.1; yields a libpq URL to ``wardwatch``.
 
     ``durable=False`` turns fsync off: for throwaway test clusters only.
@@ -223,27 +224,54 @@ def postgresql(
         _make_traversable(data_dir)
     if not (pgdata / "PG_VERSION").exists():
         done = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(pgdata), "-U", "wardwatch", "-A", "trust",
-             "-E", "UTF8", "--no-sync", "--no-instructions"],
-            check=False, env=env, **run_as, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "wardwatch",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            check=False,
+            env=env,
+            **run_as,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         if done.returncode != 0:
             raise EmbeddedError(f"initdb failed: {done.stderr.decode(errors='replace').strip()}")
     port = port or free_port()
     args = [
-        str(bindir / "postgres"), "-D", str(pgdata), "-p", str(port), "-k", str(sockdir),
-        "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=50",
-        "-c", "shared_buffers=64MB",
-    ]  # fmt: skip
+        str(bindir / "postgres"),
+        "-D",
+        str(pgdata),
+        "-p",
+        str(port),
+        "-k",
+        str(sockdir),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "max_connections=50",
+        "-c",
+        "shared_buffers=64MB",
+    ]
     if not durable:
         args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     log_file = open(data_dir / "postgres.log", "ab")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=log_file, **run_as)  # type: ignore[call-overload]
+    proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=log_file, **run_as)
     admin = f"postgresql://wardwatch@127.0.0.1:{port}/postgres"
     try:
         _wait_for_sql(admin, proc, 30)
         with psycopg.connect(admin, autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = 'wardwatch'").fetchone()
+            exists = conn.execute(
+                "select 1 from pg_database where datname = 'wardwatch'"
+            ).fetchone()
             if not exists:
                 conn.execute("create database wardwatch")
         yield f"postgresql://wardwatch@127.0.0.1:{port}/wardwatch"
@@ -269,7 +297,9 @@ def pgserver_postgresql(data_dir: Path) -> Iterator[str]:
         warnings.simplefilter("ignore")
         import pgserver  # noqa: PLC0415 - only needed on machines without PostgreSQL binaries
 
-        server = pgserver.get_server(str(data_dir / "pgserver"), cleanup_mode="stop")
+        server = pgserver.get_server(  # type: ignore[attr-defined]
+            str(data_dir / "pgserver"), cleanup_mode="stop"
+        )
     try:
         uri = server.get_uri()
         server.psql("select 1")
@@ -286,7 +316,7 @@ def pgserver_postgresql(data_dir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def services(data_dir: Path, *, prefer_installed: bool = True) -> Iterator[ServiceUrls]:
-    """Start a broker and a database under ``data_dir``; installed binaries first, else the pip ones."""
+    """Start a broker and a database under ``data_dir``: installed binaries first, else pip ones."""
     with contextlib.ExitStack() as stack:
         if prefer_installed and mosquitto_binary():
             mqtt_url, mqtt_kind = stack.enter_context(mosquitto(data_dir / "mqtt")), "mosquitto"

@@ -48,14 +48,22 @@ def check_silence(
         current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
         for c in contacts:
             condition = no_data_condition(
-                c.patient_id, c.device_id, last_received=c.last_received_at,
-                enrolled_at=c.valid_from, now=now, silent_after=silent_after,
-            )  # fmt: skip
-            transition = decide(current.get((c.patient_id, Rule.NO_DATA)), condition)
+                c.patient_id,
+                c.device_id,
+                last_received=c.last_received_at,
+                enrolled_at=c.valid_from,
+                now=now,
+                silent_after=silent_after,
+            )
+            # Data flowing again is the whole cure: resolve at once, no hold-down.
+            transition = decide(
+                current.get((c.patient_id, Rule.NO_DATA)), condition, at=now, hold_down=timedelta(0)
+            )
             if transition is None:
                 continue
-            outcome = alert_store.apply(conn, transition, ward=c.ward, now=now, policy=policy,
-                                        channels=channels)  # fmt: skip
+            outcome = alert_store.apply(
+                conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
+            )
             if raised is not None and outcome.kind == "fired":
                 raised.labels(severity=outcome.severity.label).inc()
             changes += 1
@@ -64,22 +72,23 @@ def check_silence(
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:
     return Counter(
-        "wardwatch_notifications_sent", "Notifications delivered, by channel.", ["channel"],
+        "wardwatch_notifications_sent",
+        "Notifications delivered, by channel.",
+        ["channel"],
         registry=registry,
-    )  # fmt: skip
+    )
 
 
-def dispatch(
-    conn: Conn, *, now: datetime, channels: Mapping[str, Channel], sent: Counter
-) -> int:
+def dispatch(conn: Conn, *, now: datetime, channels: Mapping[str, Channel], sent: Counter) -> int:
     """Send pending notifications from the outbox; record each outcome in the alert's history."""
     delivered = 0
     with conn.transaction():
         for n in alert_store.claim_pending(conn):
             channel = channels.get(n.channel)
             if channel is None:
-                alert_store.record_delivery(conn, n, now=now, ok=False,
-                                            outcome=f"no channel {n.channel!r} configured")  # fmt: skip
+                alert_store.record_delivery(
+                    conn, n, now=now, ok=False, outcome=f"no channel {n.channel!r} configured"
+                )
                 continue
             try:
                 outcome = channel.send(Notice(n.alert_id, n.recipient, n.body))

@@ -1,4 +1,4 @@
-"""The composition root of ``wardwatch run``: builds every adapter, starts the threads, owns teardown."""
+"""Composition root of ``wardwatch run``: builds the adapters, starts threads, owns teardown."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(
+def running(  # noqa: PLR0915 - the composition root wires every part in one place
     settings: Settings,
-    options: Options = Options(),  # noqa: B008 - frozen dataclass, never mutated
+    options: Options = Options(),
     *,
     clock: Callable[[], datetime] = utc_now,
 ) -> Iterator[Running]:
@@ -82,18 +82,22 @@ def running(
         stack.callback(pool.close)
 
         source = MqttSource(settings.mqtt, client_id=options.client_id)
-        depth = Gauge("wardwatch_ingest_queue_depth", "Messages received, not yet committed.",
-                      registry=registry)  # fmt: skip
+        depth = Gauge(
+            "wardwatch_ingest_queue_depth",
+            "Messages received, not yet committed.",
+            registry=registry,
+        )
         depth.set_function(source.depth)
         pipeline = pipe.Pipeline(
             settings.database_url,
             settings=pipe.Settings(
-                freshness=options.freshness, escalation=options.escalation,
+                freshness=options.freshness,
+                escalation=options.escalation,
                 channels=channel_names,
             ),
             metrics=metrics,
             clock=clock,
-        )  # fmt: skip
+        )
         totals = pipe.BatchResult()
 
         def loop() -> None:
@@ -128,23 +132,32 @@ def running(
 
         scheduler = BackgroundScheduler(timezone=UTC)
 
-        def job(fn: Callable[[psycopg.Connection[tuple[object, ...]]], object]) -> Callable[[], None]:
+        def job(
+            fn: Callable[[psycopg.Connection[tuple[object, ...]]], object],
+        ) -> Callable[[], None]:
             def run_job() -> None:
                 try:
                     with pool.connection() as conn:
                         fn(conn)
                 except (psycopg.Error, TimeoutError) as exc:
-                    log.warning("%s skipped: database unavailable (%s)", fn.__name__,
-                                type(exc).__name__)  # fmt: skip
+                    log.warning(
+                        "%s skipped: database unavailable (%s)", fn.__name__, type(exc).__name__
+                    )
+
             return run_job
 
         def escalation(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.escalate(conn, now=clock(), policy=options.escalation, channels=channel_names)
 
         def silence(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            jobs.check_silence(conn, now=clock(), silent_after=options.silent_after,
-                               policy=options.escalation, channels=channel_names,
-                               raised=metrics.alerts_raised)  # fmt: skip
+            jobs.check_silence(
+                conn,
+                now=clock(),
+                silent_after=options.silent_after,
+                policy=options.escalation,
+                channels=channel_names,
+                raised=metrics.alerts_raised,
+            )
 
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
@@ -154,8 +167,9 @@ def running(
             (silence, options.silence_tick_s),
             (send, options.dispatch_tick_s),
         ):
-            scheduler.add_job(job(fn), "interval", seconds=every, id=fn.__name__,
-                              max_instances=1, coalesce=True)  # fmt: skip
+            scheduler.add_job(
+                job(fn), "interval", seconds=every, id=fn.__name__, max_instances=1, coalesce=True
+            )
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=True)
 

@@ -71,7 +71,8 @@
   }
 
   function ago(iso) {
-    return `${duration(serverNow() - Date.parse(iso))} ago`;
+    const ms = serverNow() - Date.parse(iso);
+    return ms < 10000 ? "just now" : `${duration(ms)} ago`;
   }
 
   function clockTime(iso) {
@@ -157,7 +158,11 @@
     return [el("span", { class: "state state-open", text: "Open – not acknowledged" })];
   }
 
-  function actionCell(alert, row) {
+  function ackLabel(alert) {
+    return `Acknowledge ${SEVERITY_LABELS[alert.severity] || ""} alert for patient ${alert.patient_id}`;
+  }
+
+  function actionCell(alert) {
     if (alert.state !== "open") return [el("span", { class: "muted", text: "—" })];
     const noteId = `note-${alert.id}`;
     const note = el("input", {
@@ -168,7 +173,7 @@
     });
     const button = el("button", {
       type: "button", class: "ack",
-      "aria-label": `Acknowledge ${SEVERITY_LABELS[alert.severity] || ""} alert for patient ${alert.patient_id}`,
+      "aria-label": ackLabel(alert),
       text: "Acknowledge",
     });
     button.addEventListener("click", () => acknowledge(alert.id, alert.patient_id, button, note));
@@ -179,7 +184,7 @@
   }
 
   function fillCell(cell, nodes) {
-    cell.replaceChildren(...nodes);
+    cell.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
   }
 
   function renderAlertRow(row, alert) {
@@ -202,8 +207,10 @@
     // Rebuild the action cell only when the state changes, so a note being typed is kept.
     if (row.dataset.actionState !== alert.state) {
       row.dataset.actionState = alert.state;
-      fillCell(cells[7], actionCell(alert, row));
+      fillCell(cells[7], actionCell(alert));
     }
+    const button = cells[7].querySelector("button.ack");
+    if (button) button.setAttribute("aria-label", ackLabel(alert));
   }
 
   function renderAlerts(alerts) {
@@ -303,15 +310,18 @@
       document.createTextNode("last seen "), timeEl(patient.last_seen_at, ago(patient.last_seen_at)),
     ]);
     if (!patient.stale) return [seen];
-    return [el("span", { class: "badge stale-badge", text: "Stale" }), seen];
+    return [el("span", { class: "badge stale-badge", text: "Stale" }), " ", seen];
   }
 
-  function valueCell(value) {
+  function valueCell(value, note = null) {
     if (value === null) return el("td", { class: "num muted" }, [
       el("span", { "aria-hidden": "true", text: "—" }),
       el("span", { class: "visually-hidden", text: "no reading" }),
     ]);
-    return el("td", { class: "num", text: value });
+    return el("td", { class: "num" }, [
+      el("span", { text: value }),
+      note ? el("span", { class: "sub", text: note }) : null,
+    ]);
   }
 
   function patientRow(patient) {
@@ -335,7 +345,7 @@
       scoreCell,
       el("td", {}, [el("span", { class: `badge risk-${risk}`, text: RISK_LABELS[patient.news2_risk] || "Not scored" })]),
       valueCell(formatValue(latest.heart_rate, 0)),
-      valueCell(formatValue(latest.spo2, 0)),
+      valueCell(formatValue(latest.spo2, 0), latest.on_oxygen === 1 ? "on O2" : null),
       valueCell(formatValue(latest.resp_rate, 0)),
       valueCell(formatValue(latest.temperature, 1)),
       el("td", { class: `freshness${patient.stale ? " stale" : ""}` }, freshnessCell(patient)),

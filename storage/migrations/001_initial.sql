@@ -77,7 +77,8 @@ create table alerts (
     acknowledged_at    timestamptz,
     resolved_at        timestamptz,
     escalation_level   integer not null default 0,
-    next_escalation_at timestamptz
+    next_escalation_at timestamptz,
+    cleared_at         timestamptz
 );
 -- One open alert per patient and rule.
 create unique index alerts_one_open on alerts (patient_id, rule) where state <> 'resolved';

@@ -77,7 +77,10 @@ def expected_console_errors() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Browser, expected_console_errors: list[str]) -> Iterator[Page]:
+def page(
+    browser: Browser, server: ServerHandle, expected_console_errors: list[str]
+) -> Iterator[Page]:
+    # Depends on the server so that the page closes before the server stops under it.
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-GB")
     opened = context.new_page()
     problems: list[str] = []
@@ -116,9 +119,10 @@ def test_patients_in_risk_order_with_partial_scores_marked(
     expect(high).to_contain_text("High")  # the risk in words, not only in red
     expect(high).to_contain_text("incomplete: no BP, consciousness")
     expect(high).to_contain_text("last seen 3 min ago")
+    expect(high).to_contain_text("on O2")  # SpO2 on supplemental oxygen scores differently
     expect(page.locator('tr[data-patient-id="P-LOW"] .incomplete')).to_have_count(0)
     expect(page.locator('tr[data-patient-id="P-STALE"] .freshness')).to_contain_text(
-        "Stalelast seen 40 min ago"
+        "Stale last seen 40 min ago"
     )
     expect(page.locator('tr[data-patient-id="P-NEW"]')).to_contain_text("Not scored")
     expect(page.locator("#ward-title")).to_have_text("Virtual ward: east")
@@ -126,13 +130,24 @@ def test_patients_in_risk_order_with_partial_scores_marked(
     assert screenshot(page, tmp_path, "patients").stat().st_size > 0
 
 
+def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:
+    page.goto(server.url)
+    expect(page.locator("#ward-title")).to_have_text("All virtual wards")
+    rows = page.locator("#patients tbody tr")
+    expect(rows).to_have_count(len(EAST_BY_RISK) + 1)
+    expect(rows.first.locator(".pid")).to_have_text("P-WEST")
+    expect(rows.first.locator(".sub").first).to_have_text("west")  # named when wards mix
+    expect(page.locator('#alerts tr[data-alert-id="5"]')).to_contain_text("SpO2 3 alone")
+
+
 def test_open_alert_is_shown_and_acknowledged_by_the_named_nurse(
     page: Page, server: ServerHandle, reader: FakeWardReader, tmp_path: Path
 ) -> None:
     page.goto(f"{server.url}/?ward=east")
     row = page.locator('#alerts tr[data-alert-id="1"]')
-    for text in ("Emergency", "P-HIGH", "NEWS2 7 (high)", "5 min ago", "Level 1", "Open"):
+    for text in ("Emergency", "P-HIGH", "NEWS2 8 (high)", "5 min ago", "Level 1", "Open"):
         expect(row).to_contain_text(text)
+    expect(row).not_to_contain_text("null")
     expect(page.locator('#alerts tr[data-alert-id="2"]')).to_contain_text("by Sister Adams")
     screenshot(page, tmp_path, "before-ack")
 

@@ -27,7 +27,9 @@ def _us(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
-def _msg(device: str, samples: list[dict[str, object]], received: datetime) -> tuple[str, bytes, int]:
+def _msg(
+    device: str, samples: list[dict[str, object]], received: datetime
+) -> tuple[str, bytes, int]:
     return (f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(samples), _us(received))
 
 
@@ -43,8 +45,13 @@ class Clock:
 def ward(database_url: str, uid: str) -> tuple[str, str, str]:
     device, patient = f"dev-{uid}", f"pt-{uid}"
     with psycopg.connect(database_url) as conn:
-        assignments.enrol(conn, device_id=device, patient_id=patient, ward="ward-a",
-                          valid_from=T0 - timedelta(hours=1))  # fmt: skip
+        assignments.enrol(
+            conn,
+            device_id=device,
+            patient_id=patient,
+            ward="ward-a",
+            valid_from=T0 - timedelta(hours=1),
+        )
     return database_url, device, patient
 
 
@@ -60,8 +67,9 @@ def _close_pipelines() -> Iterator[None]:
 
 def _pipeline(url: str, clock: Clock) -> tuple[pipe.Pipeline, CollectorRegistry]:
     registry = CollectorRegistry()
-    p = pipe.Pipeline(url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(registry),
-                      clock=clock)  # fmt: skip
+    p = pipe.Pipeline(
+        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(registry), clock=clock
+    )
     _OPEN.append(p)
     return p, registry
 
@@ -70,8 +78,14 @@ def test_batch_is_stored_once_scored_and_alerted(ward: tuple[str, str, str]) -> 
     url, device, patient = ward
     clock = Clock(T0)
     p, registry = _pipeline(url, clock)
-    sick = {"ts": T0.isoformat(), "heart_rate": 135, "resp_rate": 27, "spo2": 90,
-            "temperature": 39.4, "on_oxygen": False}  # fmt: skip
+    sick = {
+        "ts": T0.isoformat(),
+        "heart_rate": 135,
+        "resp_rate": 27,
+        "spo2": 90,
+        "temperature": 39.4,
+        "on_oxygen": False,
+    }
     batch = [
         _msg(device, [sick], T0),
         _msg(device, [sick], T0),  # duplicate delivery
@@ -86,24 +100,31 @@ def test_batch_is_stored_once_scored_and_alerted(ward: tuple[str, str, str]) -> 
 
     # RR 27 → 3, SpO2 90 → 3, air → 0, HR 135 → 3, temp 39.4 → 2: 11, high; BP and ACVPU missing.
     with psycopg.connect(url) as conn:
-        score = conn.execute("select total, risk, missing from scores where patient_id = %s",
-                             (patient,)).fetchone()  # fmt: skip
+        score = conn.execute(
+            "select total, risk, missing from scores where patient_id = %s", (patient,)
+        ).fetchone()
         reasons = sorted(r for (r,) in conn.execute("select reason from quarantine"))
     assert score == (11, "high", ["systolic_bp", "consciousness"])
     assert reasons == ["impossible value", "invalid json", "unknown device"]
     assert registry.get_sample_value("wardwatch_readings_stored_total") == 5
-    assert registry.get_sample_value(
-        "wardwatch_readings_quarantined_total", {"reason": "unknown device"}) == 1
-    assert registry.get_sample_value(
-        "wardwatch_alerts_raised_total", {"severity": "emergency"}) == 1
+    assert (
+        registry.get_sample_value(
+            "wardwatch_readings_quarantined_total", {"reason": "unknown device"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("wardwatch_alerts_raised_total", {"severity": "emergency"}) == 1
+    )
 
     # The same batch again (a redelivery after a crash) stores nothing and raises nothing new.
     again = p.process(batch[:2])
-    assert again.stored == 0 and again.alerts == []
+    assert again.stored == 0
+    assert again.alerts == []
 
 
 def test_alert_worsens_then_resolves_with_history(ward: tuple[str, str, str]) -> None:
-    url, device, patient = ward
+    url, device, _patient = ward
     clock = Clock(T0)
     p, _ = _pipeline(url, clock)
     base = {"resp_rate": 16, "spo2": 97, "on_oxygen": False, "temperature": 37.0}
@@ -111,38 +132,75 @@ def test_alert_worsens_then_resolves_with_history(ward: tuple[str, str, str]) ->
     t1 = T0 + timedelta(minutes=1)
     p.process([_msg(device, [{"ts": t1.isoformat(), **base, "heart_rate": 135, "resp_rate": 26,
                               "temperature": 39.2}], t1)])  # fmt: skip  # 3+3+2 = 8
-    t2 = T0 + timedelta(minutes=2)
-    p.process([_msg(device, [{"ts": t2.isoformat(), **base, "heart_rate": 72}], t2)])  # 0
+    # Clear at t2; back (a single 3) at t3 within the hold-down: the same alert carries on.
+    for minute, hr in [(2, 72), (3, 135), (4, 72), (10, 72), (18, 72)]:
+        t = T0 + timedelta(minutes=minute)
+        p.process([_msg(device, [{"ts": t.isoformat(), **base, "heart_rate": hr}], t)])
+    with psycopg.connect(url) as conn:
+        (still_open,) = alert_store.list_alerts(conn)
+        assert still_open.state is AlertState.OPEN
+    # Clear for the 15-minute hold-down (event time, from minute 4): resolved.
+    t2 = T0 + timedelta(minutes=20)
+    p.process([_msg(device, [{"ts": t2.isoformat(), **base, "heart_rate": 72}], t2)])
     with psycopg.connect(url) as conn:
         alerts = alert_store.list_alerts(conn)
         assert len(alerts) == 1
         alert = alerts[0]
         kinds = [e.kind for e in alert_store.events(conn, alert.id)]
-    assert alert.rule is Rule.NEWS2 and alert.severity is Severity.EMERGENCY
+    assert alert.rule is Rule.NEWS2
+    assert alert.severity is Severity.EMERGENCY
     assert alert.state is AlertState.RESOLVED
-    assert kinds == ["fired", "worsened", "resolved"]
+    assert kinds == ["fired", "worsened", "clearing", "recurred", "clearing", "resolved"]
 
 
 def test_escalation_and_acknowledgement(ward: tuple[str, str, str]) -> None:
     url, device, _patient = ward
     clock = Clock(T0)
     p, _ = _pipeline(url, clock)
-    p.process([_msg(device, [{"ts": T0.isoformat(), "heart_rate": 150, "resp_rate": 30,
-                              "spo2": 85, "on_oxygen": False}], T0)])  # fmt: skip
+    p.process(
+        [
+            _msg(
+                device,
+                [
+                    {
+                        "ts": T0.isoformat(),
+                        "heart_rate": 150,
+                        "resp_rate": 30,
+                        "spo2": 85,
+                        "on_oxygen": False,
+                    }
+                ],
+                T0,
+            )
+        ]
+    )
     policy = EscalationPolicy()
     with psycopg.connect(url) as conn:
         # Before the deadline nothing happens; after it, the next tier is paged exactly once.
-        assert jobs.escalate(conn, now=T0 + timedelta(minutes=4), policy=policy, channels=("log",)) == 0
-        assert jobs.escalate(conn, now=T0 + timedelta(minutes=5), policy=policy, channels=("log",)) == 1
-        assert jobs.escalate(conn, now=T0 + timedelta(minutes=6), policy=policy, channels=("log",)) == 0
+        assert (
+            jobs.escalate(conn, now=T0 + timedelta(minutes=4), policy=policy, channels=("log",))
+            == 0
+        )
+        assert (
+            jobs.escalate(conn, now=T0 + timedelta(minutes=5), policy=policy, channels=("log",))
+            == 1
+        )
+        assert (
+            jobs.escalate(conn, now=T0 + timedelta(minutes=6), policy=policy, channels=("log",))
+            == 0
+        )
         (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
         assert alert.escalation_level == 1
         recipients = [r for (r,) in conn.execute("select recipient from notifications order by id")]
         assert recipients == ["ward nurse", "senior clinician"]
-        acked = alert_store.acknowledge(conn, alert.id, user="Nurse Okafor", note="seen",
-                                        now=T0 + timedelta(minutes=7))  # fmt: skip
-        assert acked.state is AlertState.ACKNOWLEDGED and acked.acknowledged_by == "Nurse Okafor"
-        assert jobs.escalate(conn, now=T0 + timedelta(hours=1), policy=policy, channels=("log",)) == 0
+        acked = alert_store.acknowledge(
+            conn, alert.id, user="Nurse Okafor", note="seen", now=T0 + timedelta(minutes=7)
+        )
+        assert acked.state is AlertState.ACKNOWLEDGED
+        assert acked.acknowledged_by == "Nurse Okafor"
+        assert (
+            jobs.escalate(conn, now=T0 + timedelta(hours=1), policy=policy, channels=("log",)) == 0
+        )
 
 
 def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> None:
@@ -153,12 +211,29 @@ def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> Non
     policy = EscalationPolicy()
     with psycopg.connect(url) as conn:
         quiet = timedelta(minutes=15)
-        assert jobs.check_silence(conn, now=T0 + timedelta(minutes=10), silent_after=quiet,
-                                  policy=policy, channels=("log",)) == 0  # fmt: skip
-        assert jobs.check_silence(conn, now=T0 + timedelta(minutes=20), silent_after=quiet,
-                                  policy=policy, channels=("log",)) == 1  # fmt: skip
+        assert (
+            jobs.check_silence(
+                conn,
+                now=T0 + timedelta(minutes=10),
+                silent_after=quiet,
+                policy=policy,
+                channels=("log",),
+            )
+            == 0
+        )
+        assert (
+            jobs.check_silence(
+                conn,
+                now=T0 + timedelta(minutes=20),
+                silent_after=quiet,
+                policy=policy,
+                channels=("log",),
+            )
+            == 1
+        )
         (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
-        assert alert.rule is Rule.NO_DATA and alert.severity is Severity.TECHNICAL
+        assert alert.rule is Rule.NO_DATA
+        assert alert.severity is Severity.TECHNICAL
         recipients = [r for (r,) in conn.execute("select recipient from notifications")]
         assert recipients == ["device team"]
 
@@ -185,7 +260,13 @@ def test_database_outage_retries_the_same_batch(ward: tuple[str, str, str]) -> N
             broken.close()
 
     flaky = Flaky()
-    total = pipe.run(flaky, [[_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)]],  # type: ignore[arg-type]
-                     on_committed=committed.append, stop=threading.Event(),
-                     retry_delays=attempts)  # fmt: skip
-    assert flaky.calls == 3 and committed == [0] and total.stored == 1
+    total = pipe.run(
+        flaky,
+        [[_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)]],  # type: ignore[arg-type]
+        on_committed=committed.append,
+        stop=threading.Event(),
+        retry_delays=attempts,
+    )
+    assert flaky.calls == 3
+    assert committed == [0]
+    assert total.stored == 1

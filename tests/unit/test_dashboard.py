@@ -24,6 +24,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+LATEST = {"heart_rate": 112.0, "spo2": 93.0, "resp_rate": 23.0, "temperature": 38.4}
 
 
 class FakeWardReader:
@@ -68,7 +69,7 @@ class FakeWardReader:
             if alert is None:
                 raise NotFoundError(f"alert {alert_id}")
             if alert.state is not AlertState.OPEN:
-                raise ConflictError(f"alert {alert_id} is {alert.state.value}")
+                raise ConflictError(f"alert {alert_id} is already {alert.state.value}")
             acked = dataclasses.replace(
                 alert,
                 state=AlertState.ACKNOWLEDGED,
@@ -102,6 +103,7 @@ def patient(
     missing: tuple[str, ...] = (),
     seen_min_ago: float | None = 1,
     open_alerts: int = 0,
+    latest: dict[str, float] = LATEST,
 ) -> PatientStatus:
     seen = None if seen_min_ago is None else NOW - timedelta(minutes=seen_min_ago)
     return PatientStatus(
@@ -113,7 +115,7 @@ def patient(
         news2_missing=missing,
         scored_at=None if total is None else seen,
         last_seen_at=seen,
-        latest={} if seen is None else {"heart_rate": 88.0, "spo2": 95.0, "resp_rate": 19.0},
+        latest={} if seen is None else dict(latest),
         open_alerts=open_alerts,
     )
 
@@ -127,7 +129,7 @@ def alert(
     rule: Rule = Rule.NEWS2,
     ward: str = "east",
     opened_min_ago: float = 5,
-    summary: str = "NEWS2 7 (high): RR 3, SpO2 3, HR 1",
+    summary: str = "NEWS2 8 (high): RR 2, SpO2 2, HR 2, temp 1",
 ) -> Alert:
     opened = NOW - timedelta(minutes=opened_min_ago)
     acked = state is AlertState.ACKNOWLEDGED
@@ -164,6 +166,7 @@ def sample_ward() -> FakeWardReader:
                 missing=("systolic_bp", "consciousness"),
                 seen_min_ago=3,
                 open_alerts=1,
+                latest={**LATEST, "on_oxygen": 1.0},
             ),
             patient("P-LM", "low-medium", 3),
             patient("P-MED6", "medium", 6, open_alerts=1),
@@ -171,7 +174,13 @@ def sample_ward() -> FakeWardReader:
         ],
         alerts=[
             alert(1, "P-HIGH", Severity.EMERGENCY),
-            alert(2, "P-MED6", Severity.URGENT, AlertState.ACKNOWLEDGED),
+            alert(
+                2,
+                "P-MED6",
+                Severity.URGENT,
+                AlertState.ACKNOWLEDGED,
+                summary="NEWS2 6 (medium): RR 2, SpO2 2, HR 2",
+            ),
             alert(
                 3,
                 "P-STALE",
@@ -180,9 +189,13 @@ def sample_ward() -> FakeWardReader:
                 opened_min_ago=30,
                 summary="No data for 30 min",
             ),
-            alert(4, "P-LOW", Severity.REVIEW, AlertState.RESOLVED),
-            alert(5, "P-WEST", Severity.REVIEW, ward="west", opened_min_ago=2),
-            alert(6, "P-MED", Severity.URGENT, opened_min_ago=1),
+            alert(
+                4, "P-LOW", Severity.REVIEW, AlertState.RESOLVED, summary="RR 3 in one parameter"
+            ),
+            alert(
+                5, "P-WEST", Severity.REVIEW, ward="west", opened_min_ago=2, summary="SpO2 3 alone"
+            ),
+            alert(6, "P-MED", Severity.URGENT, opened_min_ago=1, summary="NEWS2 5 (medium)"),
         ],
         events=[
             AlertEvent(1, NOW - timedelta(minutes=5), "fired", Severity.EMERGENCY, None, "NEWS2 8"),
@@ -257,7 +270,7 @@ def test_patient_carries_every_status_field_and_utc_times(client: TestClient) ->
         "scored_at": "2024-03-01T09:27:00Z",
         "last_seen_at": "2024-03-01T09:27:00Z",
         "stale": False,
-        "latest": {"heart_rate": 88.0, "spo2": 95.0, "resp_rate": 19.0},
+        "latest": {**LATEST, "on_oxygen": 1.0},
         "open_alerts": 1,
     }
 
@@ -327,7 +340,7 @@ def test_alert_fields(client: TestClient) -> None:
         "rule": "news2",
         "severity": "emergency",
         "state": "open",
-        "summary": "NEWS2 7 (high): RR 3, SpO2 3, HR 1",
+        "summary": "NEWS2 8 (high): RR 2, SpO2 2, HR 2, temp 1",
         "opened_at": "2024-03-01T09:25:00Z",
         "updated_at": "2024-03-01T09:25:00Z",
         "acknowledged_by": None,
@@ -420,7 +433,7 @@ def test_ack_unknown_alert_is_404(client: TestClient) -> None:
 def test_ack_resolved_alert_is_409(client: TestClient) -> None:
     resp = client.post("/api/alerts/4/ack", json={"user": "Nurse Patel"})
     assert resp.status_code == 409
-    assert resp.json() == {"detail": "Alert 4 cannot be acknowledged: alert 4 is resolved"}
+    assert resp.json() == {"detail": "Alert 4 cannot be acknowledged: alert 4 is already resolved"}
 
 
 def test_ack_twice_is_409_naming_who_took_it(client: TestClient) -> None:
@@ -568,3 +581,8 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "urgent",
         "emergency",
     ]
+
+
+def test_no_interactive_docs_that_would_need_a_cdn(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404

@@ -1,0 +1,180 @@
+"""``wardwatch demo`` and the simulator commands: the simulator wired to storage and the service."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from dashboard.server import ServerError
+from simulator import make_ward
+from simulator import record as sim_record
+from simulator import replay as sim_replay
+from simulator import simulate as sim_run
+from simulator.timeline import DEFAULT_HISTORY, Timeline
+from simulator.ward import SimPatient
+from storage import assignments, migrate
+from wardwatch import embedded
+from wardwatch.service import Options, running
+from wardwatch.settings import Settings, parse_http_addr
+
+
+def enrol_ward(database_url: str, patients: list[SimPatient], since: datetime) -> None:
+    """Enrol the simulated devices from the start of the simulated timeline."""
+    migrate.upgrade(database_url)
+    with psycopg.connect(database_url) as conn:
+        for p in patients:
+            assignments.enrol(
+                conn,
+                device_id=p.device_id,
+                patient_id=p.patient_id,
+                ward=p.ward,
+                valid_from=since,
+            )
+
+
+def _event_start(speed: float, minutes: float | None) -> datetime:
+    # A minute's margin: the simulator plans its own timeline a moment after this one.
+    plan = Timeline.plan(now_s=time.time(), speed=speed, minutes=minutes, history=DEFAULT_HISTORY)
+    return datetime.fromtimestamp(plan.event_start_s, UTC) - timedelta(minutes=1)
+
+
+def simulate(
+    settings: Settings,
+    *,
+    patients: int,
+    speed: float,
+    scenario: str | None,
+    minutes: float | None,
+    seed: int,
+    enrol: bool,
+    stop: threading.Event,
+) -> str:
+    ward = make_ward(patients, seed=seed, scenario=scenario)
+    if enrol:
+        enrol_ward(settings.database_url, ward, _event_start(speed, minutes))
+    stats = sim_run(
+        ward, mqtt_url=settings.mqtt_url, speed=speed, minutes=minutes, seed=seed, stop=stop
+    )
+    return (
+        f"published {stats.messages} messages ({stats.samples} samples) for {len(ward)} patients,"
+        f" event time {stats.event_start:%Y-%m-%d %H:%M} → {stats.event_end:%H:%M} UTC"
+    )
+
+
+def replay(settings: Settings, path: Path, *, speed: float, stop: threading.Event) -> str:
+    n = sim_replay(path, settings.mqtt_url, speed=speed, stop=stop)
+    return f"replayed {n} messages from {path}"
+
+
+def record(settings: Settings, out: Path, *, minutes: float | None, stop: threading.Event) -> str:
+    n = sim_record(settings.mqtt_url, out, minutes=minutes, stop=stop)
+    return f"recorded {n} messages to {out}"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    readings_stored: int
+    quarantined: int
+    alerts_raised: int
+    alerts_by_severity: dict[str, int]
+    patients_alerted: int
+
+    def __str__(self) -> str:
+        by = ", ".join(f"{k} {v}" for k, v in sorted(self.alerts_by_severity.items())) or "none"
+        return (
+            f"readings stored: {self.readings_stored}\n"
+            f"quarantined: {self.quarantined}\n"
+            f"alerts raised: {self.alerts_raised} ({by}) for {self.patients_alerted} patients"
+        )
+
+
+def summarise(database_url: str) -> Summary:
+    """The demo's closing figures, read from the database: what really landed."""
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("select count(*) from readings").fetchone()
+        quarantined = conn.execute("select count(*) from quarantine").fetchone()
+        rows = conn.execute(
+            "select severity, count(*), count(distinct patient_id) from alerts group by severity"
+        ).fetchall()
+        patients = conn.execute("select count(distinct patient_id) from alerts").fetchone()
+    from alerts.model import Severity  # noqa: PLC0415
+
+    return Summary(
+        readings_stored=int(stored[0]) if stored else 0,
+        quarantined=int(quarantined[0]) if quarantined else 0,
+        alerts_raised=sum(int(n) for _, n, _ in rows),
+        alerts_by_severity={Severity(int(s)).label: int(n) for s, n, _ in rows},
+        patients_alerted=int(patients[0]) if patients else 0,
+    )
+
+
+def _simulate_until_done(
+    ward: list[SimPatient],
+    mqtt_url: str,
+    speed: float,
+    minutes: float | None,
+    seed: int,
+    stop: threading.Event,
+) -> None:
+    """Run the simulator on its own thread so that Ctrl-C (``stop``) is noticed at once."""
+    sim_stop = threading.Event()
+    done = threading.Event()
+
+    def simulate_ward() -> None:
+        try:
+            sim_run(ward, mqtt_url=mqtt_url, speed=speed, minutes=minutes, seed=seed, stop=sim_stop)
+        finally:
+            done.set()
+
+    sim = threading.Thread(target=simulate_ward, name="simulator", daemon=True)
+    sim.start()
+    while not stop.is_set() and not done.is_set():
+        stop.wait(0.5)
+    sim_stop.set()
+    sim.join(30)
+
+
+def run_demo(
+    *,
+    data_dir: Path,
+    patients: int,
+    speed: float,
+    minutes: float | None,
+    http_addr: str,
+    seed: int,
+    stop: threading.Event,
+) -> int:
+    """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard."""
+    host, port = parse_http_addr(http_addr)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+    with embedded.services(data_dir.resolve()) as urls:
+        print(f"broker: {urls.mqtt_kind} at {urls.mqtt_url}", file=out)
+        print(f"database: {urls.database_kind} at {urls.database_url}", file=out)
+        settings = Settings(urls.mqtt_url, urls.database_url, host, port)
+        ward = make_ward(patients, seed=seed)
+        enrol_ward(urls.database_url, ward, _event_start(speed, minutes))
+        with contextlib.ExitStack() as stack:
+            try:
+                svc = stack.enter_context(running(settings, Options()))
+            except ServerError as exc:  # e.g. the port is taken: say so plainly
+                print(f"wardwatch demo: {exc}; try --http-addr 127.0.0.1:0", file=sys.stderr)
+                return 1
+            print(f"\ndashboard: {svc.dashboard_url}/  (Ctrl-C stops everything)\n", file=out)
+            _simulate_until_done(ward, urls.mqtt_url, speed, minutes, seed, stop)
+            if not stop.is_set():
+                # Let ingest take what is still queued before the summary.
+                deadline = time.monotonic() + 30
+                while svc.source.depth() > 0 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                time.sleep(2)
+        print("\nwardwatch demo summary", file=out)
+        print(summarise(urls.database_url), file=out)
+    return 0
