@@ -38,7 +38,10 @@ class EscalationPolicy:
     def tiers(self, severity: Severity) -> tuple[str, ...]:
         return self.technical_tiers if severity is Severity.TECHNICAL else self.clinical_tiers
 
-    def first_deadline(self, severity: Severity, now: datetime) -> datetime:
+    def first_deadline(self, severity: Severity, now: datetime) -> datetime | None:
+        """When the first page falls due unacknowledged; None when no page would follow."""
+        if len(self.tiers(severity)) == 1 and self.max_repeats == 0:
+            return None
         return now + self.ack_within[severity]
 
 
@@ -64,7 +67,9 @@ def due(alert: Alert, now: datetime, policy: EscalationPolicy) -> Page | None:
     last = len(tiers) - 1
     recipient = tiers[min(level, last)]
     repeats = level - last  # pages to the last tier beyond its first
-    if repeats >= policy.max_repeats:
+    if repeats > policy.max_repeats:
+        return None
+    if repeats == policy.max_repeats:
         return Page(alert.id, level, recipient, None, final=True)
     wait = policy.ack_within[alert.severity] if level < last else policy.repeat_every
     return Page(alert.id, level, recipient, now + wait, final=False)

@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 VITALS_TOPIC = "wardwatch/v1/devices/+/vitals"
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 @dataclass(frozen=True, slots=True)
 class MqttEndpoint:
     """Where the broker is and how to talk to it, parsed from ``mqtt://`` or ``mqtts://`` URLs.
@@ -46,15 +55,17 @@ class MqttEndpoint:
 
     @classmethod
     def from_url(cls, url: str) -> MqttEndpoint:
+        """Parse a broker URL; errors quote it with any password masked."""
         parts = urlsplit(url)
+        shown = redact_url(url)
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"must start with mqtt:// or mqtts://, got {url!r}")
+            raise ValueError(f"must start with mqtt:// or mqtts://, got {shown!r}")
         if not parts.hostname:
-            raise ValueError(f"has no host: {url!r}")
+            raise ValueError(f"has no host: {shown!r}")
         try:
             port = parts.port
         except ValueError as exc:
-            raise ValueError(f"has an invalid port: {url!r}") from exc
+            raise ValueError(f"has an invalid port: {shown!r}") from exc
         query = parse_qs(parts.query)
         proto = query.get("protocol", ["5"])[0]
         if proto not in ("5", "3.1.1"):

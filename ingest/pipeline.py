@@ -238,17 +238,23 @@ class Pipeline:
         relevant = batch.take(np.isin(batch.metric, _NEWS2_CODES))
         if len(relevant) == 0:
             return {}
-        patients = np.unique(relevant.patient_id.astype(str)).tolist()
+        names, pcode = np.unique(relevant.patient_id.astype(str), return_inverse=True)
+        patients: list[str] = names.tolist()
         missing = [p for p in patients if p not in self._latest]
         if missing:
             self._latest.update(readings.latest_values(conn, missing, NEWS2_METRICS))
-        order = np.argsort(relevant.ts_us, kind="stable")
-        for i in order.tolist():  # ascending event time: the newest value wins, late data does not
-            pid = str(relevant.patient_id[i])
+        # The newest row of each (patient, metric) in the batch, found with one sort: the
+        # Python loop below runs once per patient and metric, not once per reading.
+        order = np.lexsort((relevant.ts_us, relevant.metric, pcode))
+        p_sorted, m_sorted = pcode[order], relevant.metric[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = (p_sorted[1:] != p_sorted[:-1]) | (m_sorted[1:] != m_sorted[:-1])
+        for i in order[last].tolist():
+            pid = patients[int(pcode[i])]
             metric = Metric(int(relevant.metric[i]))
             ts = int(relevant.ts_us[i])
             current = self._latest[pid].get(metric)
-            if current is None or ts >= current[0]:
+            if current is None or ts >= current[0]:  # late data never replaces newer values
                 self._latest[pid][metric] = (ts, float(relevant.value[i]))
         out: dict[str, tuple[datetime, News2]] = {}
         for pid in patients:

@@ -43,9 +43,13 @@ class Resolver:
     def resolve(self, batch: Readings) -> tuple[Readings, npt.NDArray[np.bool_]]:
         """Fill ``patient_id``; the mask marks rows whose device had no assignment at that time."""
         patient = np.full(len(batch), "", dtype=object)
-        for device in np.unique(batch.device_id.astype(str)).tolist():
-            rows = batch.device_id == device
-            for start, end, patient_id in self._by_device.get(device, ()):
-                hit = rows & (batch.ts_us >= start) & (batch.ts_us < end)
-                patient[hit] = patient_id
+        if len(batch):
+            devices, inverse = np.unique(batch.device_id.astype(str), return_inverse=True)
+            order = np.argsort(inverse, kind="stable")  # rows grouped by device, one sort
+            bounds = np.searchsorted(inverse[order], np.arange(len(devices) + 1))
+            for d, device in enumerate(devices.tolist()):
+                rows = order[bounds[d] : bounds[d + 1]]
+                ts = batch.ts_us[rows]
+                for start, end, patient_id in self._by_device.get(device, ()):
+                    patient[rows[(ts >= start) & (ts < end)]] = patient_id
         return batch.with_patients(patient), patient == ""

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
 import psycopg
 
 from signals.vitals import Metric, Readings
@@ -28,17 +27,17 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 
 def _staging(conn: Conn) -> None:
-    # A temporary table per connection; COPY into it is fast (no index), then one set-based
-    # INSERT ... ON CONFLICT DO NOTHING makes duplicate deliveries harmless.
+    # A temporary table per connection with times as integer µs: COPY into it needs no Python
+    # datetime per row and no index; one set-based INSERT ... ON CONFLICT DO NOTHING then makes
+    # duplicate deliveries harmless.
     conn.execute(
-        "create temp table if not exists readings_in (like readings including defaults)"
+        "create temp table if not exists readings_in (device_id text, metric int2, ts_us int8,"
+        " patient_id text, value float8, utc_offset_min int2, received_us int8)"
         " on commit delete rows"
     )
 
 
-def us_to_datetime(us: np.ndarray) -> list[datetime]:
-    """Integer µs since epoch → UTC datetimes (psycopg needs Python objects for COPY)."""
-    return (us.astype("datetime64[us]")).astype(object).tolist()  # type: ignore[no-any-return]
+_US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"  # exact, unlike to_timestamp(float)
 
 
 def insert_readings(conn: Conn, batch: Readings) -> int:
@@ -49,31 +48,32 @@ def insert_readings(conn: Conn, batch: Readings) -> int:
     if len(batch) == 0:
         return 0
     _staging(conn)
-    ts = [t.replace(tzinfo=UTC) for t in us_to_datetime(batch.ts_us)]
-    received = [t.replace(tzinfo=UTC) for t in us_to_datetime(batch.received_us)]
     with conn.cursor() as cur:
-        with cur.copy(
-            "copy readings_in (device_id, metric, ts, patient_id, value, utc_offset_min,"
-            " received_at) from stdin (format binary)"
-        ) as copy:
-            copy.set_types(["text", "int2", "timestamptz", "text", "float8", "int2", "timestamptz"])
+        with cur.copy("copy readings_in from stdin (format binary)") as copy:
+            copy.set_types(["text", "int2", "int8", "text", "float8", "int2", "int8"])
             for row in zip(
                 batch.device_id.tolist(),
                 batch.metric.tolist(),
-                ts,
+                batch.ts_us.tolist(),
                 batch.patient_id.tolist(),
                 batch.value.tolist(),
                 batch.utc_offset_min.tolist(),
-                received,
+                batch.received_us.tolist(),
                 strict=True,
             ):
                 copy.write_row(row)
-        cur.execute("insert into readings select * from readings_in on conflict do nothing")
+        cur.execute(
+            "insert into readings (device_id, metric, ts, patient_id, value, utc_offset_min,"
+            f" received_at) select device_id, metric, {_US.format('ts_us')}, patient_id, value,"
+            f" utc_offset_min, {_US.format('received_us')} from readings_in"
+            " on conflict do nothing"
+        )
         stored = cur.rowcount
         # Last contact per device, for the "no data" rule: one row per device, not per reading.
         cur.execute(
             "insert into device_contact (device_id, last_received_at, last_ts)"
-            " select device_id, max(received_at), max(ts) from readings_in group by device_id"
+            f" select device_id, {_US.format('max(received_us)')}, {_US.format('max(ts_us)')}"
+            " from readings_in group by device_id"
             " on conflict (device_id) do update set last_received_at ="
             " greatest(device_contact.last_received_at, excluded.last_received_at),"
             " last_ts = greatest(device_contact.last_ts, excluded.last_ts)"
@@ -95,10 +95,6 @@ def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:
         copy.set_types(["timestamptz", "text", "text", "text", "text", "bytea"])
         for r in rows:
             copy.write_row((r.received_at, r.topic, r.device_id, r.reason, r.detail, r.payload))
-
-
-def _us(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 def latest_values(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ingest.mqtt import MqttEndpoint
+from ingest.mqtt import MqttEndpoint, redact_url
 
 
 class SettingsError(ValueError):
@@ -15,11 +15,12 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    mqtt_url: str
-    database_url: str
+    # URLs carry credentials: kept out of repr so that a logged Settings leaks no password.
+    mqtt_url: str = field(repr=False)
+    database_url: str = field(repr=False)
     http_host: str
     http_port: int
-    webhook_url: str | None = None
+    webhook_url: str | None = field(default=None, repr=False)
 
     @property
     def mqtt(self) -> MqttEndpoint:
@@ -43,31 +44,39 @@ def parse_http_addr(value: str, name: str = "WARDWATCH_HTTP_ADDR") -> tuple[str,
 def check_database_url(value: str, name: str = "WARDWATCH_DATABASE_URL") -> str:
     if "://" in value:
         if urlsplit(value).scheme not in ("postgresql", "postgres"):
-            raise SettingsError(f"{name} must be a postgresql:// URL, got {value!r}")
+            raise SettingsError(f"{name} must be a postgresql:// URL, got {redact_url(value)!r}")
     elif "=" not in value:
-        raise SettingsError(f"{name} must be a libpq URL or key=value string, got {value!r}")
+        raise SettingsError(f"{name} must be a libpq URL or key=value string")
     return value
 
 
 def from_env(env: Mapping[str, str], **flags: str | None) -> Settings:
     """Build settings: a flag given on the command line wins over the environment variable."""
 
-    def pick(name: str, flag: str) -> str:
+    def pick(name: str, flag: str) -> tuple[str, str]:
+        """The value and the name to blame if it is bad: the flag's or the variable's."""
         value = flags.get(flag)
-        return value if value is not None else env.get(name, DEFAULTS[name])
+        if value is not None:
+            return value, "--" + flag.replace("_", "-")
+        return env.get(name, DEFAULTS[name]), name
 
-    mqtt_url = pick("WARDWATCH_MQTT_URL", "mqtt_url")
+    mqtt_url, mqtt_name = pick("WARDWATCH_MQTT_URL", "mqtt_url")
     try:
         MqttEndpoint.from_url(mqtt_url)
     except ValueError as exc:
-        raise SettingsError(f"WARDWATCH_MQTT_URL {exc}") from exc
-    host, port = parse_http_addr(pick("WARDWATCH_HTTP_ADDR", "http_addr"))
+        raise SettingsError(f"{mqtt_name} {exc}") from exc
+    host, port = parse_http_addr(*pick("WARDWATCH_HTTP_ADDR", "http_addr"))
     webhook = flags.get("webhook_url") or env.get("WARDWATCH_WEBHOOK_URL") or None
-    if webhook is not None and urlsplit(webhook).scheme not in ("http", "https"):
-        raise SettingsError(f"WARDWATCH_WEBHOOK_URL must be an http(s) URL, got {webhook!r}")
+    if webhook is not None:
+        parts = urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(
+                f"WARDWATCH_WEBHOOK_URL must be an http(s) URL with a host,"
+                f" got {redact_url(webhook)!r}"
+            )
     return Settings(
         mqtt_url=mqtt_url,
-        database_url=check_database_url(pick("WARDWATCH_DATABASE_URL", "database_url")),
+        database_url=check_database_url(*pick("WARDWATCH_DATABASE_URL", "database_url")),
         http_host=host,
         http_port=port,
         webhook_url=webhook,
