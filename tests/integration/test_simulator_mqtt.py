@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -21,75 +16,15 @@ from simulator.publish import BrokerError, Publisher, simulate
 from simulator.recording import iter_recording, record, replay
 from simulator.stream import topic_for
 from simulator.ward import make_ward
+from wardwatch.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return
-    raise RuntimeError(f"mosquitto did not listen on {port} within {timeout_s} s")
-
-
-# TODO(merge): moves to tests/conftest.py as the suite-wide broker fixture.
-@pytest.fixture(scope="module")
-def _mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private Mosquitto on a free port; yields its ``mqtt://`` URL."""
-    if not os.path.exists(MOSQUITTO):
-        pytest.skip("mosquitto is not installed")
-    port = _free_port()
-    config = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence false",
-        "set_tcp_nodelay true",
-        "max_queued_messages 100000",
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-    ]
-    if os.geteuid() == 0:
-        # Started as root, Mosquitto 2 drops privileges to the user `mosquitto`, which a fresh
-        # machine or container may lack; `user root` keeps it as it is.
-        lines.append("user root")
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.PIPE)
-    try:
-        _wait_for_port(port, process, timeout_s=10)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-
 
 @pytest.fixture
-def broker_url(_mosquitto: str) -> str:
-    """The module's broker URL (``_mosquitto`` is named for the suite-wide fixture to come)."""
-    return _mosquitto
+def broker_url(mqtt_url: str) -> str:
+    """The suite's Mosquitto (tests/conftest.py)."""
+    return mqtt_url
 
 
 class Collector:
@@ -243,6 +178,6 @@ def test_record_then_replay_keeps_topics_payloads_order_and_pace(
 def test_an_unreachable_broker_is_a_broker_error() -> None:
     with (
         pytest.raises(BrokerError, match="cannot reach"),
-        Publisher(f"mqtt://127.0.0.1:{_free_port()}", timeout_s=2),
+        Publisher(f"mqtt://127.0.0.1:{free_port()}", timeout_s=2),
     ):
         pass
