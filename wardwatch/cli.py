@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from wardwatch.settings import Settings, SettingsError, from_env
 
 
@@ -241,6 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SettingsError as exc:
         print(f"wardwatch: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            "wardwatch: cannot reach the database (WARDWATCH_DATABASE_URL / --database-url): "
+            + reason,
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ingest import pipeline as pipe
+from wardwatch.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +96,15 @@ def test_a_bad_setting_fails_at_start_naming_it() -> None:
     bad = wardwatch("run", env={"WARDWATCH_HTTP_ADDR": "localhost"})
     assert bad.returncode == 2
     assert "WARDWATCH_HTTP_ADDR" in bad.stderr
+
+
+def test_an_unreachable_database_fails_at_start_naming_the_setting() -> None:
+    down = f"postgresql://wardwatch:s3cret@127.0.0.1:{free_port()}/wardwatch"
+    run = wardwatch("db", "upgrade", env={"WARDWATCH_DATABASE_URL": down})
+    assert run.returncode == 2
+    assert "WARDWATCH_DATABASE_URL" in run.stderr
+    assert "s3cret" not in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 @pytest.fixture
