@@ -47,37 +47,54 @@ def messages(
         dev = f"bench-{i % devices:04d}"
         base = start + timedelta(minutes=(i // devices) * samples_per_message)
         samples = [
-            {"ts": (base + timedelta(minutes=k)).isoformat(), "heart_rate": 60 + (i + k) % 40,
-             "spo2": 95 + k % 4, "resp_rate": 14 + k % 6, "temperature": 36.8, "steps": k}
+            {
+                "ts": (base + timedelta(minutes=k)).isoformat(),
+                "heart_rate": 60 + (i + k) % 40,
+                "spo2": 95 + k % 4,
+                "resp_rate": 14 + k % 6,
+                "temperature": 36.8,
+                "steps": k,
+            }
             for k in range(samples_per_message)
-        ]  # fmt: skip
+        ]
         out.append((f"wardwatch/v1/devices/{dev}/vitals", orjson.dumps(samples), received))
     return out
 
 
 def bench_codec(n: int, repeat: int) -> None:
     print("\n## codec: decode_batch against orjson.loads of the same payloads (baseline)")
-    print(f"{'samples/msg':>12} {'msgs/s':>10} {'readings/s':>11} {'parse-only msgs/s':>18} "
-          f"{'cost vs parse':>14}")  # fmt: skip
+    print(
+        f"{'samples/msg':>12} {'msgs/s':>10} {'readings/s':>11} {'parse-only msgs/s':>18} "
+        f"{'cost vs parse':>14}"
+    )
     for spm in (1, 5, 60):
         msgs = messages(n // spm, 50, spm)
         decode_s = best_of(lambda m=msgs: decode_batch(m, max_future_us=10**15), repeat)
         parse_s = best_of(lambda m=msgs: [orjson.loads(p) for _, p, _ in m], repeat)
         rows = len(decode_batch(msgs, max_future_us=10**15).readings)
-        print(f"{spm:>12} {len(msgs) / decode_s:>10,.0f} {rows / decode_s:>11,.0f} "
-              f"{len(msgs) / parse_s:>18,.0f} {decode_s / parse_s:>13.1f}x")  # fmt: skip
+        print(
+            f"{spm:>12} {len(msgs) / decode_s:>10,.0f} {rows / decode_s:>11,.0f} "
+            f"{len(msgs) / parse_s:>18,.0f} {decode_s / parse_s:>13.1f}x"
+        )
 
 
 def bench_news2(repeat: int) -> None:
     print("\n## NEWS2 from latest values: per-patient scoring cost")
     now = int(T0.timestamp() * 1e6)
-    latest = {Metric.HEART_RATE: (now, 92.0), Metric.SPO2: (now, 94.0),
-              Metric.RESP_RATE: (now, 21.0), Metric.TEMPERATURE: (now, 38.2),
-              Metric.SYSTOLIC_BP: (now - 10**9, 118.0)}  # fmt: skip
+    latest = {
+        Metric.HEART_RATE: (now, 92.0),
+        Metric.SPO2: (now, 94.0),
+        Metric.RESP_RATE: (now, 21.0),
+        Metric.TEMPERATURE: (now, 38.2),
+        Metric.SYSTOLIC_BP: (now - 10**9, 118.0),
+    }
     n = 20_000
     spent = best_of(
-        lambda: [news2_from_latest(latest, at_us=now, freshness_us=3_600_000_000)
-                 for _ in range(n)], repeat)  # fmt: skip
+        lambda: [
+            news2_from_latest(latest, at_us=now, freshness_us=3_600_000_000) for _ in range(n)
+        ],
+        repeat,
+    )
     print(f"news2_from_latest: {spent / n * 1e6:.1f} µs per patient ({n / spent:,.0f} scores/s)")
 
 
@@ -89,12 +106,20 @@ def bench_store(url: str, n: int, batch: int, start: datetime) -> None:
     devices = 200
     with psycopg.connect(url) as conn:
         for d in range(devices):
-            assignments.enrol(conn, device_id=f"bench-{d:04d}", patient_id=f"bench-pt-{d:04d}",
-                              ward="bench", valid_from=T0 - timedelta(days=1))  # fmt: skip
+            assignments.enrol(
+                conn,
+                device_id=f"bench-{d:04d}",
+                patient_id=f"bench-pt-{d:04d}",
+                ward="bench",
+                valid_from=T0 - timedelta(days=1),
+            )
     msgs = messages(n, devices, 1, start)
-    p = pipe.Pipeline(url, settings=pipe.Settings(max_future=timedelta(days=3650)),
-                      metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
-                      clock=lambda: datetime.now(UTC))  # fmt: skip
+    p = pipe.Pipeline(
+        url,
+        settings=pipe.Settings(max_future=timedelta(days=3650)),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: datetime.now(UTC),
+    )
     start = time.perf_counter()
     stored = 0
     for i in range(0, n, batch):
@@ -106,8 +131,15 @@ def bench_store(url: str, n: int, batch: int, start: datetime) -> None:
     p.close()
 
     decoded = decode_batch(msgs, max_future_us=10**15).readings
-    rows = list(zip(decoded.device_id.tolist(), decoded.metric.tolist(),
-                    decoded.ts_us.tolist(), decoded.value.tolist(), strict=True))  # fmt: skip
+    rows = list(
+        zip(
+            decoded.device_id.tolist(),
+            decoded.metric.tolist(),
+            decoded.ts_us.tolist(),
+            decoded.value.tolist(),
+            strict=True,
+        )
+    )
     with psycopg.connect(url) as conn:
         conn.execute("drop table if exists copy_baseline")
         conn.execute(

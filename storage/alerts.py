@@ -287,18 +287,28 @@ def claim_pending(conn: Conn, limit: int = 100) -> list[PendingNotification]:
     with conn.cursor(row_factory=class_row(PendingNotification)) as cur:
         return cur.execute(
             "select id, alert_id, channel, recipient, body, attempts from notifications"
-            " where sent_at is null and attempts < 10 order by id limit %s for update skip locked",
-            (limit,),
+            " where sent_at is null and attempts < %s order by id limit %s for update skip locked",
+            (MAX_ATTEMPTS, limit),
         ).fetchall()
 
 
+MAX_ATTEMPTS = 10
+
+
 def record_delivery(
-    conn: Conn, n: PendingNotification, *, now: datetime, ok: bool, outcome: str
+    conn: Conn,
+    n: PendingNotification,
+    *,
+    now: datetime,
+    ok: bool,
+    outcome: str,
+    give_up: bool = False,
 ) -> None:
+    """Record one delivery attempt; ``give_up`` stops retries (the channel refused for good)."""
     conn.execute(
-        "update notifications set attempts = attempts + 1, outcome = %s,"
-        " sent_at = case when %s then %s::timestamptz else null end where id = %s",
-        (outcome, ok, now, n.id),
+        "update notifications set attempts = case when %s then %s else attempts + 1 end,"
+        " outcome = %s, sent_at = case when %s then %s::timestamptz else null end where id = %s",
+        (give_up, MAX_ATTEMPTS, outcome, ok, now, n.id),
     )
     severity_row = conn.execute(
         "select severity from alerts where id = %s", (n.alert_id,)

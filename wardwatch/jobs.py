@@ -94,7 +94,9 @@ def dispatch(conn: Conn, *, now: datetime, channels: Mapping[str, Channel], sent
                 outcome = channel.send(Notice(n.alert_id, n.recipient, n.body))
             except NotifyError as exc:
                 log.warning("notification %d via %s failed: %s", n.id, n.channel, exc)
-                alert_store.record_delivery(conn, n, now=now, ok=False, outcome=str(exc))
+                alert_store.record_delivery(
+                    conn, n, now=now, ok=False, outcome=str(exc), give_up=not exc.recoverable
+                )
                 continue
             alert_store.record_delivery(conn, n, now=now, ok=True, outcome=outcome)
             sent.labels(channel=n.channel).inc()

@@ -45,8 +45,13 @@ def ward(database_url: str, uid: str) -> tuple[str, str]:
     since = datetime.now(UTC) - timedelta(hours=2)
     with psycopg.connect(database_url) as conn:
         for n in ("1", "2"):
-            assignments.enrol(conn, device_id=f"dev-{uid}-{n}", patient_id=f"pt-{uid}-{n}",
-                              ward="ward-b", valid_from=since)  # fmt: skip
+            assignments.enrol(
+                conn,
+                device_id=f"dev-{uid}-{n}",
+                patient_id=f"pt-{uid}-{n}",
+                ward="ward-b",
+                valid_from=since,
+            )
     return f"dev-{uid}-1", f"dev-{uid}-2"
 
 

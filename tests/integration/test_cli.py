@@ -54,41 +54,88 @@ def test_enrolment_is_time_bounded(database_url: str, uid: str) -> None:
     device = f"dev-{uid}"
     since = datetime(2026, 11, 1, 8, tzinfo=UTC)
     until = since + timedelta(days=2)
-    ok = wardwatch("enrol", "--device", device, "--patient", "p1", "--ward", "w",
-                   "--since", since.isoformat(), "--database-url", database_url)  # fmt: skip
+    ok = wardwatch(
+        "enrol",
+        "--device",
+        device,
+        "--patient",
+        "p1",
+        "--ward",
+        "w",
+        "--since",
+        since.isoformat(),
+        "--database-url",
+        database_url,
+    )
     assert ok.returncode == 0, ok.stderr
     assert f"device {device} → patient p1" in ok.stdout
-    clash = wardwatch("enrol", "--device", device, "--patient", "p2", "--ward", "w",
-                      "--since", (since + timedelta(hours=1)).isoformat(),
-                      "--database-url", database_url)  # fmt: skip
+    clash = wardwatch(
+        "enrol",
+        "--device",
+        device,
+        "--patient",
+        "p2",
+        "--ward",
+        "w",
+        "--since",
+        (since + timedelta(hours=1)).isoformat(),
+        "--database-url",
+        database_url,
+    )
     assert clash.returncode == 1
     assert "assigned to patient p1" in clash.stderr
-    ended = wardwatch("enrol", "--device", device, "--patient", "p1", "--ward", "w",
-                      "--since", since.isoformat(), "--until", until.isoformat(),
-                      "--database-url", database_url)  # fmt: skip
+    ended = wardwatch(
+        "enrol",
+        "--device",
+        device,
+        "--patient",
+        "p1",
+        "--ward",
+        "w",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--database-url",
+        database_url,
+    )
     assert ended.returncode == 0, ended.stderr
     assert until.isoformat() in ended.stdout
 
     # A reading inside the assignment is the patient's; one after it ended is quarantined.
-    p = pipe.Pipeline(database_url, settings=pipe.Settings(max_future=timedelta(days=3650)),
-                      metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
-                      clock=lambda: datetime.now(UTC))  # fmt: skip
+    p = pipe.Pipeline(
+        database_url,
+        settings=pipe.Settings(max_future=timedelta(days=3650)),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: datetime.now(UTC),
+    )
     topic = f"wardwatch/v1/devices/{device}/vitals"
     now_us = int(time.time() * 1e6)
     try:
-        result = p.process([
-            (topic, orjson.dumps({"ts": (since + timedelta(days=1)).isoformat(),
-                                  "heart_rate": 70}), now_us),
-            (topic, orjson.dumps({"ts": (until + timedelta(hours=1)).isoformat(),
-                                  "heart_rate": 71}), now_us),
-        ])  # fmt: skip
+        result = p.process(
+            [
+                (
+                    topic,
+                    orjson.dumps({"ts": (since + timedelta(days=1)).isoformat(), "heart_rate": 70}),
+                    now_us,
+                ),
+                (
+                    topic,
+                    orjson.dumps(
+                        {"ts": (until + timedelta(hours=1)).isoformat(), "heart_rate": 71}
+                    ),
+                    now_us,
+                ),
+            ]
+        )
     finally:
         p.close()
     assert (result.stored, result.quarantined) == (1, 1)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("select patient_id from readings").fetchall() == [("p1",)]
-        (detail,) = conn.execute("select detail from quarantine where reason = 'unknown device'"
-                                 ).fetchone() or ("",)  # fmt: skip
+        (detail,) = conn.execute(
+            "select detail from quarantine where reason = 'unknown device'"
+        ).fetchone() or ("",)
     assert "was not assigned to a patient" in str(detail)
 
 
@@ -130,8 +177,19 @@ def _children_using(path: Path) -> list[str]:
 
 
 def test_demo_for_a_while_prints_a_summary(data_dir: Path) -> None:
-    run = wardwatch("demo", "--minutes", "0.4", "--speed", "300", "--patients", "6",
-                    "--http-addr", "127.0.0.1:0", "--data-dir", str(data_dir))  # fmt: skip
+    run = wardwatch(
+        "demo",
+        "--minutes",
+        "0.4",
+        "--speed",
+        "300",
+        "--patients",
+        "6",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+    )
     assert run.returncode == 0, run.stderr
     assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/", run.stdout)
     stored = re.search(r"readings stored: (\d+)", run.stdout)
@@ -144,10 +202,24 @@ def test_demo_for_a_while_prints_a_summary(data_dir: Path) -> None:
 
 def test_demo_stops_cleanly_on_ctrl_c(data_dir: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wardwatch", "demo", "--patients", "4", "--speed", "60",
-         "--http-addr", "127.0.0.1:0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wardwatch",
+            "demo",
+            "--patients",
+            "4",
+            "--speed",
+            "60",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = None
         assert proc.stdout is not None

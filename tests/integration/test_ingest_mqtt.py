@@ -28,9 +28,13 @@ def _publish(url: str, device: str, n: int, start: datetime) -> None:
         infos = []
         for i in range(n):
             ts = (start + timedelta(minutes=i)).isoformat()
-            infos.append(client.publish(f"wardwatch/v1/devices/{device}/vitals",
-                                        orjson.dumps([{"ts": ts, "heart_rate": 60 + i % 30}]),
-                                        qos=1))  # fmt: skip
+            infos.append(
+                client.publish(
+                    f"wardwatch/v1/devices/{device}/vitals",
+                    orjson.dumps([{"ts": ts, "heart_rate": 60 + i % 30}]),
+                    qos=1,
+                )
+            )
         for info in infos:
             info.wait_for_publish(10)
     finally:
@@ -59,8 +63,13 @@ def test_unacknowledged_messages_are_redelivered_and_stored_once(
     device = f"dev-{uid}"
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     with psycopg.connect(database_url) as conn:
-        assignments.enrol(conn, device_id=device, patient_id=f"pt-{uid}", ward="w",
-                          valid_from=start - timedelta(hours=1))  # fmt: skip
+        assignments.enrol(
+            conn,
+            device_id=device,
+            patient_id=f"pt-{uid}",
+            ward="w",
+            valid_from=start - timedelta(hours=1),
+        )
     endpoint = MqttEndpoint.from_url(mqtt_url)
     client_id = f"ingest-{uid}"
 
@@ -75,9 +84,12 @@ def test_unacknowledged_messages_are_redelivered_and_stored_once(
 
     # Second run on the same persistent session: the broker redelivers; we commit and ack.
     registry = CollectorRegistry()
-    p = pipe.Pipeline(database_url, settings=pipe.Settings(),
-                      metrics=pipe.PipelineMetrics.create(registry),
-                      clock=lambda: datetime.now(UTC))  # fmt: skip
+    p = pipe.Pipeline(
+        database_url,
+        settings=pipe.Settings(),
+        metrics=pipe.PipelineMetrics.create(registry),
+        clock=lambda: datetime.now(UTC),
+    )
     second = MqttSource(endpoint, client_id=client_id)
     second.start()
     try:
@@ -115,7 +127,11 @@ def test_endpoint_parsing_names_the_problem() -> None:
     )
     assert e.protocol == mqtt.MQTTv5
     assert MqttEndpoint.from_url("mqtt://localhost").port == 1883
-    for bad, words in [("http://x", "mqtt://"), ("mqtt://", "no host"), ("mqtt://h:99999", "port"),
-                       ("mqtt://h?protocol=4", "protocol")]:  # fmt: skip
+    for bad, words in [
+        ("http://x", "mqtt://"),
+        ("mqtt://", "no host"),
+        ("mqtt://h:99999", "port"),
+        ("mqtt://h?protocol=4", "protocol"),
+    ]:
         with pytest.raises(ValueError, match=words):
             MqttEndpoint.from_url(bad)

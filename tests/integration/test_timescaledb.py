@@ -34,8 +34,10 @@ def timescaledb() -> Iterator[str]:
         pytest.skip("node and npm are needed to run the TimescaleDB test server")
     proc = subprocess.Popen(
         [str(TOOL), "--port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = ""
@@ -59,8 +61,10 @@ def test_migrations_make_readings_a_hypertable_and_dedup_still_holds(timescaledb
     assert "timescaledb_hypertable" in migrate.upgrade(timescaledb)
     assert migrate.upgrade(timescaledb) == []  # idempotent
     ts = datetime(2026, 11, 28, 9, tzinfo=UTC)
-    rows = [("dev-1", int(Metric.HEART_RATE), ts + timedelta(minutes=i), "pt-1", 70.0 + i, 0, ts)
-            for i in range(5)]  # fmt: skip
+    rows = [
+        ("dev-1", int(Metric.HEART_RATE), ts + timedelta(minutes=i), "pt-1", 70.0 + i, 0, ts)
+        for i in range(5)
+    ]
     with psycopg.connect(timescaledb) as conn:
         hypertables = conn.execute(
             "select hypertable_name from timescaledb_information.hypertables"
