@@ -91,7 +91,8 @@ class Summary:
         return (
             f"readings stored: {self.readings_stored}\n"
             f"quarantined: {self.quarantined}\n"
-            f"alerts raised: {self.alerts_raised} ({by}) for {self.patients_alerted} patients"
+            f"alerts raised: {self.alerts_raised} ({by}) for {self.patients_alerted}"
+            f" patient{'' if self.patients_alerted == 1 else 's'}"
         )
 
 
