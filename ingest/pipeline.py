@@ -110,6 +110,13 @@ class BatchResult:
     quarantined: int = 0
     alerts: list[alert_store.Outcome] = field(default_factory=list)
 
+    def add(self, other: BatchResult) -> None:
+        self.messages += other.messages
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.alerts += other.alerts
+
 
 class Pipeline:
     """Holds the per-patient scoring state between batches; one instance per ingest worker."""
@@ -178,6 +185,26 @@ class Pipeline:
             self._last_score[pid] = (score[1].total, score[1].risk, score[1].missing)
         self._count(result, quarantine, items)
         return result
+
+    def quarantine_failed(self, item: Item, exc: Exception) -> None:
+        """Quarantine a message whose processing raised; the reason names the error, not data."""
+        topic, payload, received_us = item
+        try:
+            device: str | None = device_from_topic(topic)
+        except ValueError:
+            device = None
+        detail = f"processing failed with {type(exc).__name__}; kept for `quarantine retry`"
+        conn = self._connection()
+        with conn.transaction():
+            readings.insert_quarantine(
+                conn,
+                [
+                    QuarantineRow(
+                        _dt(received_us), topic, device, "processing error", detail, payload[:4096]
+                    )
+                ],
+            )
+        self._metrics.quarantined.labels(reason="processing error").inc()
 
     def _split_by_device(self, conn: Conn, items: list[Item]) -> tuple[list[Item], list[Item]]:
         """Messages from devices nobody is enrolled on are quarantined whole ("unknown device")."""
@@ -341,7 +368,7 @@ def run(
         delay = 0.5
         while True:
             try:
-                result = pipeline.process(batch)
+                result = _process_or_isolate(pipeline, batch)
                 break
             except psycopg.OperationalError as exc:
                 pipeline.close()
@@ -353,13 +380,35 @@ def run(
                 stop.wait(next(retry_delays) if retry_delays else delay)
                 delay = min(delay * 2, 30.0)
         on_committed(index)
-        total.messages += result.messages
-        total.stored += result.stored
-        total.duplicates += result.duplicates
-        total.quarantined += result.quarantined
-        total.alerts += result.alerts
+        total.add(result)
         if stop.is_set():
             break
+    return total
+
+
+def _process_or_isolate(pipeline: Pipeline, batch: list[Item]) -> BatchResult:
+    """Process a batch; if it fails for any reason but an outage, find the message that fails.
+
+    One poisonous message (a bug, or a value the database refuses) must neither stop ingest nor
+    take its batch-mates down with it: the others are stored, it is quarantined with a reason.
+    """
+    try:
+        return pipeline.process(batch)
+    except psycopg.OperationalError:
+        raise
+    except Exception:
+        log.exception("a batch of %d messages failed; processing them one by one", len(batch))
+        pipeline.close()
+    total = BatchResult()
+    for item in batch:
+        try:
+            total.add(pipeline.process([item]))
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            pipeline.close()
+            pipeline.quarantine_failed(item, exc)
+            total.add(BatchResult(messages=1, quarantined=1))
     return total
 
 

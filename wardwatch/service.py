@@ -19,7 +19,7 @@ from alerts.notify import Channel, LogChannel, WebhookChannel
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
-from ingest.mqtt import MqttSource
+from ingest.mqtt import Message, MqttSource
 from storage import migrate
 from storage.ward import PostgresWard
 from wardwatch import jobs
@@ -52,7 +52,6 @@ class Running:
 
     dashboard_url: str
     registry: CollectorRegistry
-    totals: pipe.BatchResult
     stop: Callable[[], None]
     source: MqttSource
 
@@ -98,30 +97,22 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             metrics=metrics,
             clock=clock,
         )
-        totals = pipe.BatchResult()
 
         def loop() -> None:
-            pending: list[list[object]] = []
+            pending: list[list[Message]] = []  # batches handed to the pipeline, not yet acked
 
             def batches() -> Iterator[list[tuple[str, bytes, int]]]:
                 for batch in source.batches(max_batch=options.max_batch, stop=stop):
-                    pending.append(batch)  # type: ignore[arg-type]
+                    pending.append(batch)
                     yield [(m.topic, m.payload, m.received_us) for m in batch]
 
             def committed(_index: int) -> None:
-                source.ack(pending.pop(0))  # type: ignore[arg-type]
+                source.ack(pending.pop(0))
 
             try:
-                result = pipe.run(pipeline, batches(), on_committed=committed, stop=stop)
-            except Exception:
-                log.exception("ingest loop failed")
-                raise
+                pipe.run(pipeline, batches(), on_committed=committed, stop=stop)
             finally:
                 pipeline.close()
-            totals.messages += result.messages
-            totals.stored += result.stored
-            totals.quarantined += result.quarantined
-            totals.alerts += result.alerts
 
         source.start()
         stack.callback(source.stop)
@@ -177,4 +168,4 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         server = serve_in_thread(app, settings.http_host, settings.http_port)
         stack.callback(server.stop)
         log.info("dashboard at %s", server.url)
-        yield Running(server.url, registry, totals, stop.set, source)
+        yield Running(server.url, registry, stop.set, source)

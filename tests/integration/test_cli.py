@@ -238,3 +238,53 @@ def test_demo_stops_cleanly_on_ctrl_c(data_dir: Path) -> None:
             proc.kill()
         proc.communicate()
     assert _children_using(data_dir) == []
+
+
+def test_record_then_replay_through_the_command_line(mqtt_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "ward.jsonl"
+    recorder = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wardwatch",
+            "record",
+            "--out",
+            str(out),
+            "--minutes",
+            "0.15",
+            "--mqtt-url",
+            mqtt_url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while (not out.exists() or not out.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the header line is written once the subscription is granted
+        sim = wardwatch(
+            "simulate",
+            "--patients",
+            "2",
+            "--speed",
+            "600",
+            "--minutes",
+            "0.05",
+            "--no-enrol",
+            "--mqtt-url",
+            mqtt_url,
+        )
+        assert sim.returncode == 0, sim.stderr
+        stdout, stderr = recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.communicate()
+    assert recorder.returncode == 0, stderr
+    recorded = int(re.search(r"recorded (\d+) messages", stdout).group(1))  # type: ignore[union-attr]
+    published = int(re.search(r"published (\d+) messages", sim.stdout).group(1))  # type: ignore[union-attr]
+    assert recorded == published > 0
+    replayed = wardwatch("replay", str(out), "--speed", "100", "--mqtt-url", mqtt_url)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"replayed {recorded} messages" in replayed.stdout

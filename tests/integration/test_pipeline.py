@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import psycopg
@@ -270,3 +271,48 @@ def test_database_outage_retries_the_same_batch(ward: tuple[str, str, str]) -> N
     assert flaky.calls == 3
     assert committed == [0]
     assert total.stored == 1
+
+
+def test_a_poisonous_message_is_quarantined_and_its_batch_mates_stored(
+    database_url: str, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(T0)
+    with psycopg.connect(database_url) as conn:
+        for n in ("a", "b"):
+            assignments.enrol(
+                conn,
+                device_id=f"dev-{uid}-{n}",
+                patient_id=f"pt-{uid}-{n}",
+                ward="w",
+                valid_from=T0 - timedelta(hours=1),
+            )
+    real = pipe.news2_from_latest
+
+    def fails_for_b(latest: Any, **kw: Any) -> Any:
+        if any(v[1] == 66.0 for v in latest.values()):
+            raise ZeroDivisionError("a bug in scoring")
+        return real(latest, **kw)
+
+    monkeypatch.setattr(pipe, "news2_from_latest", fails_for_b)
+    p, registry = _pipeline(database_url, clock)
+    batch = [
+        _msg(f"dev-{uid}-a", [{"ts": T0.isoformat(), "heart_rate": 70}], T0),
+        _msg(f"dev-{uid}-b", [{"ts": T0.isoformat(), "heart_rate": 66}], T0),
+    ]
+    committed: list[int] = []
+    total = pipe.run(p, [batch], on_committed=committed.append, stop=threading.Event())
+    assert committed == [0]  # the batch is acknowledged: nothing in it is lost
+    assert (total.stored, total.quarantined) == (1, 1)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select device_id, reason, detail, payload from quarantine").fetchone()
+    assert row is not None
+    device, reason, detail, payload = row
+    assert (device, reason) == (f"dev-{uid}-b", "processing error")
+    assert "ZeroDivisionError" in str(detail)
+    assert b'"heart_rate":66' in bytes(payload)  # type: ignore[arg-type]
+    assert (
+        registry.get_sample_value(
+            "wardwatch_readings_quarantined_total", {"reason": "processing error"}
+        )
+        == 1
+    )
