@@ -153,6 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         http_addr=args.http_addr,
         seed=args.seed,
         stop=stop,
+        prefer_installed=args.services == "auto",
     )
 
 
@@ -181,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=".data/demo")
     p.add_argument("--http-addr", default=os.environ.get("WARDWATCH_HTTP_ADDR", "127.0.0.1:8080"))
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--services",
+        choices=("auto", "pip"),
+        default="auto",
+        help="auto: installed mosquitto/PostgreSQL if present; pip: always the pip-installed ones",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the long-running service: ingest, scoring, alerts, dashboard")

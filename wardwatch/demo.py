@@ -151,12 +151,13 @@ def run_demo(
     http_addr: str,
     seed: int,
     stop: threading.Event,
+    prefer_installed: bool = True,
 ) -> int:
     """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard."""
     host, port = parse_http_addr(http_addr)
     data_dir.mkdir(parents=True, exist_ok=True)
     out = sys.stdout
-    with embedded.services(data_dir.resolve()) as urls:
+    with embedded.services(data_dir.resolve(), prefer_installed=prefer_installed) as urls:
         print(f"broker: {urls.mqtt_kind} at {urls.mqtt_url}", file=out)
         print(f"database: {urls.database_kind} at {urls.database_url}", file=out)
         settings = Settings(urls.mqtt_url, urls.database_url, host, port)

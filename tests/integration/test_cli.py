@@ -176,20 +176,13 @@ def _children_using(path: Path) -> list[str]:
     return found
 
 
-def test_demo_for_a_while_prints_a_summary(data_dir: Path) -> None:
+@pytest.mark.parametrize("services", ["auto", "pip"], ids=["installed", "fresh-laptop"])
+def test_demo_for_a_while_prints_a_summary(data_dir: Path, services: str) -> None:
+    # "pip" is what a laptop without mosquitto and PostgreSQL gets: amqtt and pgserver.
     run = wardwatch(
-        "demo",
-        "--minutes",
-        "0.4",
-        "--speed",
-        "300",
-        "--patients",
-        "6",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(data_dir),
-    )
+        "demo", "--minutes", "0.25", "--speed", "480", "--patients", "6",
+        "--http-addr", "127.0.0.1:0", "--data-dir", str(data_dir), "--services", services,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/", run.stdout)
     stored = re.search(r"readings stored: (\d+)", run.stdout)
