@@ -136,16 +136,13 @@ class Pipeline:
         self._conn: Conn | None = None
         self._resolver = Resolver(())
         self._resolver_loaded = -1e9
-        self._latest: dict[str, dict[Metric, tuple[int, float]]] = {}
-        self._last_score: dict[str, tuple[int, str, tuple[str, ...]]] = {}
 
     # --- connection ----------------------------------------------------------------------------
 
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._url, connect_timeout=5)
-            self._resolver_loaded = -1e9  # reload everything after a reconnect
-            self._latest.clear()
+            self._resolver_loaded = -1e9  # reload assignments after a reconnect
         return self._conn
 
     def close(self) -> None:
@@ -181,8 +178,6 @@ class Pipeline:
             readings.insert_quarantine(conn, quarantine)
             pending_scores = self._score(conn, batch)
             result.alerts = self._alert(conn, pending_scores, now)
-        for pid, score in pending_scores.items():
-            self._last_score[pid] = (score[1].total, score[1].risk, score[1].missing)
         self._count(result, quarantine, items)
         return result
 
@@ -261,43 +256,38 @@ class Pipeline:
         return rows
 
     def _score(self, conn: Conn, batch: Readings) -> dict[str, tuple[datetime, News2]]:
-        """NEWS2 for each patient whose NEWS2 inputs changed, at the event time of their latest."""
+        """NEWS2 for each patient whose NEWS2 inputs arrived, at the event time of their latest.
+
+        The inputs are read back from the database, not kept in this worker's memory: with
+        several workers sharing a subscription, one patient's readings arrive at different
+        workers in any order. A transaction-scoped advisory lock per patient (taken in sorted
+        order, so two workers cannot deadlock) makes the second worker wait for the first to
+        commit; under READ COMMITTED its next query then sees both workers' readings.
+        """
         relevant = batch.take(np.isin(batch.metric, _NEWS2_CODES))
         if len(relevant) == 0:
             return {}
-        names, pcode = np.unique(relevant.patient_id.astype(str), return_inverse=True)
-        patients: list[str] = names.tolist()
-        missing = [p for p in patients if p not in self._latest]
-        if missing:
-            self._latest.update(readings.latest_values(conn, missing, NEWS2_METRICS))
-        # The newest row of each (patient, metric) in the batch, found with one sort: the
-        # Python loop below runs once per patient and metric, not once per reading.
-        order = np.lexsort((relevant.ts_us, relevant.metric, pcode))
-        p_sorted, m_sorted = pcode[order], relevant.metric[order]
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = (p_sorted[1:] != p_sorted[:-1]) | (m_sorted[1:] != m_sorted[:-1])
-        for i in order[last].tolist():
-            pid = patients[int(pcode[i])]
-            metric = Metric(int(relevant.metric[i]))
-            ts = int(relevant.ts_us[i])
-            current = self._latest[pid].get(metric)
-            if current is None or ts >= current[0]:  # late data never replaces newer values
-                self._latest[pid][metric] = (ts, float(relevant.value[i]))
+        patients: list[str] = np.unique(relevant.patient_id.astype(str)).tolist()
+        conn.execute(
+            "select pg_advisory_xact_lock(hashtextextended(p, 0))"
+            " from unnest(%s::text[]) as p order by p",
+            (patients,),
+        )
+        latest = readings.latest_values(conn, patients, NEWS2_METRICS)
+        freshness_us = int(self._settings.freshness.total_seconds() * 1e6)
         out: dict[str, tuple[datetime, News2]] = {}
         for pid in patients:
-            latest = self._latest[pid]
-            at_us = max(t for t, _ in latest.values())
+            values = latest[pid]
+            at_us = max(t for t, _ in values.values())
             info = self._resolver.patients.get(pid)
             score = news2_from_latest(
-                latest,
+                values,
                 at_us=at_us,
-                freshness_us=int(self._settings.freshness.total_seconds() * 1e6),
+                freshness_us=freshness_us,
                 spo2_scale=info.spo2_scale if info else 1,
             )
-            at = _dt(at_us)
-            if self._last_score.get(pid) != (score.total, score.risk, score.missing):
-                scores.save_news2(conn, pid, at, score)
-            out[pid] = (at, score)
+            out[pid] = (_dt(at_us), score)
+        scores.save_news2_many(conn, [(pid, at, score) for pid, (at, score) in out.items()])
         return out
 
     def _alert(

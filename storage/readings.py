@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.rows import args_row
 
 from signals.vitals import Metric, Readings
 
@@ -100,28 +101,29 @@ def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:
 def latest_values(
     conn: Conn, patient_ids: Iterable[str], metrics: Iterable[Metric]
 ) -> dict[str, dict[Metric, tuple[int, float]]]:
-    """Each patient's latest (event time µs, value) per metric: seeds scoring after a restart."""
+    """Each patient's latest (event time µs, value) per metric, by event time: late data that
+    arrives after a newer reading never replaces it."""
     pids = list(patient_ids)
     codes = [int(m) for m in metrics]
     out: dict[str, dict[Metric, tuple[int, float]]] = {p: {} for p in pids}
     if not pids:
         return out
-    rows = conn.execute(
-        "select p.pid, m.code, r.ts, r.value"
-        " from unnest(%s::text[]) p(pid) cross join unnest(%s::int2[]) m(code)"
-        " cross join lateral (select ts, value from readings"
-        "   where patient_id = p.pid and metric = m.code order by ts desc limit 1) r",
-        (pids, codes),
-    ).fetchall()
-    for pid, code, ts, value in rows:
-        assert isinstance(ts, datetime)
-        out[str(pid)][Metric(int(str(code)))] = (_to_us(ts), float(str(value)))
+    with conn.cursor(row_factory=args_row(_latest_row)) as cur:
+        rows = cur.execute(
+            "select p.pid, m.code,"
+            " (extract(epoch from r.ts) * 1000000)::int8, r.value"
+            " from unnest(%s::text[]) p(pid) cross join unnest(%s::int2[]) m(code)"
+            " cross join lateral (select ts, value from readings"
+            "   where patient_id = p.pid and metric = m.code order by ts desc limit 1) r",
+            (pids, codes),
+        ).fetchall()
+    for pid, metric, ts_us, value in rows:
+        out[pid][metric] = (ts_us, value)
     return out
 
 
-def _to_us(ts: datetime) -> int:
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _latest_row(pid: str, code: int, ts_us: int, value: float) -> tuple[str, Metric, int, float]:
+    return pid, Metric(code), ts_us, value
 
 
 def count_readings(conn: Conn) -> int:
