@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 VITALS_TOPIC = "wardwatch/v1/devices/+/vitals"
 
 
+def subscription(topic: str, share_group: str | None) -> str:
+    """The topic filter to subscribe to; with a group, an MQTT v5 shared subscription.
+
+    Workers in one group split the messages between them (Mosquitto deals them out in turn), so
+    nothing they do may depend on which worker sees which reading (see docs/scaling.md).
+    """
+    if share_group is None:
+        return topic
+    if not share_group or any(c in share_group for c in "/+#"):
+        raise ValueError(f"a share group is a plain name without / + #, got {share_group!r}")
+    return f"$share/{share_group}/{topic}"
+
+
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***``, for messages and logs."""
     parts = urlsplit(url)
@@ -144,10 +157,12 @@ class MqttSource:
         self._stopping = threading.Event()
         self._generation = 0
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted our subscriptions
         self._client = make_client(endpoint, client_id, manual_ack=True, persistent=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     # paho callbacks: run on paho's network thread; they only hand work on.
     def _on_connect(
@@ -165,10 +180,20 @@ class MqttSource:
             "connected to broker (session present: %s)", getattr(flags, "session_present", "?")
         )
 
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: object
+    ) -> None:
+        refused = [c for c in codes if c.is_failure]
+        if refused:
+            log.error("broker refused the subscription: %s", refused[0])
+        else:
+            self.subscribed.set()
+
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping.is_set():
             log.warning("disconnected from broker (%s); paho reconnects with backoff", rc)
 

@@ -23,6 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         mqtt_url=getattr(args, "mqtt_url", None),
         database_url=getattr(args, "database_url", None),
         http_addr=getattr(args, "http_addr", None),
+        client_id=getattr(args, "client_id", None),
+        share_group=getattr(args, "share_group", None),
     )
 
 
@@ -192,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the long-running service: ingest, scoring, alerts, dashboard")
     _connection_flags(p, http=True)
+    p.add_argument(
+        "--client-id", help="MQTT session name, one per worker (env WARDWATCH_MQTT_CLIENT_ID)"
+    )
+    p.add_argument(
+        "--share-group",
+        help="split devices' messages with the other workers of this group"
+        " (env WARDWATCH_MQTT_SHARE_GROUP)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database administration")

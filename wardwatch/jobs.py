@@ -22,6 +22,7 @@ from storage import alerts as alert_store
 from storage import assignments
 
 log = logging.getLogger(__name__)
+_SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
@@ -44,6 +45,10 @@ def check_silence(
     """Open, or resolve, the "no data" alert of every currently assigned device."""
     changes = 0
     with conn.transaction():
+        # One checker at a time across workers; another worker's tick simply skips.
+        got = conn.execute("select pg_try_advisory_xact_lock(%s)", (_SILENCE_LOCK,)).fetchone()
+        if not (got and got[0]):
+            return 0
         contacts = assignments.current_contacts(conn, now)
         current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
         for c in contacts:

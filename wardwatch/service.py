@@ -19,7 +19,7 @@ from alerts.notify import Channel, LogChannel, WebhookChannel
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
-from ingest.mqtt import Message, MqttSource
+from ingest.mqtt import VITALS_TOPIC, Message, MqttSource, subscription
 from storage import migrate
 from storage.ward import PostgresWard
 from wardwatch import jobs
@@ -42,7 +42,7 @@ class Options:
     silence_tick_s: float = 30.0
     dispatch_tick_s: float = 1.0
     freshness: timedelta = timedelta(minutes=60)
-    client_id: str = "wardwatch-ingest"
+    client_id: str | None = None  # overrides Settings.client_id (tests)
     max_batch: int = 2000
 
 
@@ -80,13 +80,23 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         )
         stack.callback(pool.close)
 
-        source = MqttSource(settings.mqtt, client_id=options.client_id)
+        source = MqttSource(
+            settings.mqtt,
+            client_id=options.client_id or settings.client_id,
+            topics=(subscription(VITALS_TOPIC, settings.share_group),),
+        )
         depth = Gauge(
             "wardwatch_ingest_queue_depth",
             "Messages received, not yet committed.",
             registry=registry,
         )
         depth.set_function(source.depth)
+        subscribed = Gauge(
+            "wardwatch_mqtt_subscribed",
+            "1 while connected to the broker with the subscription granted.",
+            registry=registry,
+        )
+        subscribed.set_function(lambda: float(source.subscribed.is_set()))
         pipeline = pipe.Pipeline(
             settings.database_url,
             settings=pipe.Settings(

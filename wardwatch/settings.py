@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ingest.mqtt import MqttEndpoint, redact_url
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from ingest.mqtt import MqttEndpoint, redact_url, subscription
 
 
 class SettingsError(ValueError):
@@ -21,6 +23,8 @@ class Settings:
     http_host: str
     http_port: int
     webhook_url: str | None = field(default=None, repr=False)
+    client_id: str = "wardwatch-ingest"  # the persistent MQTT session's name: one per worker
+    share_group: str | None = None  # workers in one group share the devices' messages
 
     @property
     def mqtt(self) -> MqttEndpoint:
@@ -74,7 +78,21 @@ def from_env(env: Mapping[str, str], **flags: str | None) -> Settings:
                 f"WARDWATCH_WEBHOOK_URL must be an http(s) URL with a host,"
                 f" got {redact_url(webhook)!r}"
             )
+    client_id = flags.get("client_id") or env.get("WARDWATCH_MQTT_CLIENT_ID") or "wardwatch-ingest"
+    share_group = flags.get("share_group") or env.get("WARDWATCH_MQTT_SHARE_GROUP") or None
+    if share_group is not None:
+        try:
+            subscription("x", share_group)
+        except ValueError as exc:
+            raise SettingsError(f"WARDWATCH_MQTT_SHARE_GROUP: {exc}") from exc
+        if MqttEndpoint.from_url(mqtt_url).protocol != MQTTProtocolVersion.MQTTv5:
+            raise SettingsError(
+                "WARDWATCH_MQTT_SHARE_GROUP needs MQTT v5 shared subscriptions;"
+                f" {mqtt_name} asks for MQTT 3.1.1"
+            )
     return Settings(
+        client_id=client_id,
+        share_group=share_group,
         mqtt_url=mqtt_url,
         database_url=check_database_url(*pick("WARDWATCH_DATABASE_URL", "database_url")),
         http_host=host,
