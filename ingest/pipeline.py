@@ -24,6 +24,7 @@ from alerts.lifecycle import DEFAULT_HOLD_DOWN, decide
 from alerts.model import Rule
 from alerts.rules import news2_condition
 from ingest.codec import Decoded, decode_batch, device_from_topic
+from ingest.ratelimit import Limit, RateLimiter
 from ingest.resolve import Resolver
 from signals.news2 import News2, news2_from_latest
 from signals.vitals import Metric, Readings
@@ -53,6 +54,7 @@ class PipelineMetrics:
     """The counters operators and outside checks read: these names are a contract."""
 
     stored: Counter
+    late: Counter
     duplicates: Counter
     quarantined: Counter
     alerts_raised: Counter
@@ -64,6 +66,11 @@ class PipelineMetrics:
         return cls(
             stored=Counter(
                 "wardwatch_readings_stored", "Readings stored (new rows).", registry=registry
+            ),
+            late=Counter(
+                "wardwatch_readings_late",
+                "Readings stored that were received long after they were measured.",
+                registry=registry,
             ),
             duplicates=Counter(
                 "wardwatch_readings_duplicate",
@@ -96,6 +103,8 @@ class PipelineMetrics:
 class Settings:
     freshness: timedelta = timedelta(minutes=60)  # a value older than this is "not measured"
     max_future: timedelta = timedelta(minutes=5)  # clock-skew tolerance
+    late_after: timedelta = timedelta(minutes=10)  # received this long after measuring: "late"
+    rate_limit: Limit = field(default_factory=Limit)
     hold_down: timedelta = DEFAULT_HOLD_DOWN  # event time a condition stays clear before resolving
     escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
     channels: tuple[str, ...] = ("log",)
@@ -106,6 +115,7 @@ class Settings:
 class BatchResult:
     messages: int = 0
     stored: int = 0
+    late: int = 0
     duplicates: int = 0
     quarantined: int = 0
     alerts: list[alert_store.Outcome] = field(default_factory=list)
@@ -113,6 +123,7 @@ class BatchResult:
     def add(self, other: BatchResult) -> None:
         self.messages += other.messages
         self.stored += other.stored
+        self.late += other.late
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.alerts += other.alerts
@@ -136,6 +147,7 @@ class Pipeline:
         self._conn: Conn | None = None
         self._resolver = Resolver(())
         self._resolver_loaded = -1e9
+        self._limiter = RateLimiter(settings.rate_limit)
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -159,21 +171,27 @@ class Pipeline:
 
     # --- the unit of work ----------------------------------------------------------------------
 
-    def process(self, items: list[Item]) -> BatchResult:
-        """Store, score and alert one batch in one transaction. Raises psycopg errors to retry."""
+    def process(self, items: list[Item], *, limit_rate: bool = True) -> BatchResult:
+        """Store, score and alert one batch in one transaction. Raises psycopg errors to retry.
+
+        ``limit_rate=False`` is for an operator re-ingesting quarantined messages on purpose.
+        """
         conn = self._connection()
         self._refresh_assignments(conn)
-        known, unknown = self._split_by_device(conn, items)
+        known, unknown, flooded = self._split_by_device(conn, items, limit_rate=limit_rate)
         decoded = decode_batch(
             known, max_future_us=int(self._settings.max_future.total_seconds() * 1e6)
         )
         batch, unassigned = self._resolver.resolve(decoded.readings)
-        quarantine = self._quarantine_rows(decoded, unknown, batch.take(unassigned))
+        quarantine = self._quarantine_rows(decoded, unknown, flooded, batch.take(unassigned))
         batch = batch.take(~unassigned)
         result = BatchResult(messages=len(items), quarantined=len(quarantine))
         now = self._clock()
         with conn.transaction():
-            result.stored = readings.insert_readings(conn, batch)
+            inserted = readings.insert_readings(
+                conn, batch, late_after_us=int(self._settings.late_after.total_seconds() * 1e6)
+            )
+            result.stored, result.late = inserted.stored, inserted.late
             result.duplicates = len(batch) - result.stored + decoded.duplicates
             readings.insert_quarantine(conn, quarantine)
             pending_scores = self._score(conn, batch)
@@ -201,10 +219,16 @@ class Pipeline:
             )
         self._metrics.quarantined.labels(reason="processing error").inc()
 
-    def _split_by_device(self, conn: Conn, items: list[Item]) -> tuple[list[Item], list[Item]]:
-        """Messages from devices nobody is enrolled on are quarantined whole ("unknown device")."""
+    def _split_by_device(
+        self, conn: Conn, items: list[Item], *, limit_rate: bool
+    ) -> tuple[list[Item], list[Item], list[Item]]:
+        """Split off messages from devices nobody is enrolled on, and floods past the rate limit.
+
+        Unknown devices are checked first so that random device ids cannot grow the limiter.
+        """
         known: list[Item] = []
         unknown: list[Item] = []
+        flooded: list[Item] = []
         refreshed = False
         for item in items:
             try:
@@ -215,11 +239,16 @@ class Pipeline:
             if not self._resolver.knows(device) and not refreshed:
                 self._refresh_assignments(conn, force=True)  # enrolled a moment ago?
                 refreshed = True
-            (known if self._resolver.knows(device) else unknown).append(item)
-        return known, unknown
+            if not self._resolver.knows(device):
+                unknown.append(item)
+            elif not limit_rate or self._limiter.allow(device, item[2]):
+                known.append(item)
+            else:
+                flooded.append(item)
+        return known, unknown, flooded
 
     def _quarantine_rows(
-        self, decoded: Decoded, unknown: list[Item], unassigned: Readings
+        self, decoded: Decoded, unknown: list[Item], flooded: list[Item], unassigned: Readings
     ) -> list[QuarantineRow]:
         rows = [
             QuarantineRow(_dt(r.received_us), r.topic, r.device_id, r.reason, r.detail, r.raw)
@@ -237,6 +266,15 @@ class Pipeline:
                     payload[:4096],
                 )
             )
+        limit = self._settings.rate_limit.describe()
+        for topic, payload, received_us in flooded:
+            device = device_from_topic(topic)
+            rows.append(
+                QuarantineRow(
+                    _dt(received_us), topic, device, "rate limited",
+                    f"device {device} sent more than {limit}", payload[:4096],
+                )
+            )  # fmt: skip
         for i in range(len(unassigned)):
             device = str(unassigned.device_id[i])
             metric = Metric(int(unassigned.metric[i]))
@@ -324,6 +362,7 @@ class Pipeline:
     ) -> None:
         m = self._metrics
         m.stored.inc(result.stored)
+        m.late.inc(result.late)
         m.duplicates.inc(result.duplicates)
         for row in quarantine:
             m.quarantined.labels(reason=row.reason).inc()

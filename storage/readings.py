@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import psycopg
 from psycopg.rows import args_row
@@ -41,13 +42,19 @@ def _staging(conn: Conn) -> None:
 _US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"  # exact, unlike to_timestamp(float)
 
 
-def insert_readings(conn: Conn, batch: Readings) -> int:
-    """Store a batch inside the caller's transaction; returns how many rows were new.
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    stored: int  # new rows (the rest were already there: duplicates)
+    late: int  # of the new rows, how many were received long after they were measured
+
+
+def insert_readings(conn: Conn, batch: Readings, *, late_after_us: int = 600_000_000) -> Inserted:
+    """Store a batch inside the caller's transaction.
 
     Also records each device's last contact, which the "no data" rule reads.
     """
     if len(batch) == 0:
-        return 0
+        return Inserted(0, 0)
     _staging(conn)
     with conn.cursor() as cur:
         with cur.copy("copy readings_in from stdin (format binary)") as copy:
@@ -63,13 +70,15 @@ def insert_readings(conn: Conn, batch: Readings) -> int:
                 strict=True,
             ):
                 copy.write_row(row)
-        cur.execute(
-            "insert into readings (device_id, metric, ts, patient_id, value, utc_offset_min,"
-            f" received_at) select device_id, metric, {_US.format('ts_us')}, patient_id, value,"
-            f" utc_offset_min, {_US.format('received_us')} from readings_in"
-            " on conflict do nothing"
-        )
-        stored = cur.rowcount
+        counted = cur.execute(
+            "with new as (insert into readings (device_id, metric, ts, patient_id, value,"
+            f" utc_offset_min, received_at, late) select device_id, metric, {_US.format('ts_us')},"
+            f" patient_id, value, utc_offset_min, {_US.format('received_us')},"
+            " received_us - ts_us > %s from readings_in on conflict do nothing returning late)"
+            " select count(*), count(*) filter (where late) from new",
+            (late_after_us,),
+        ).fetchone()
+        stored, late = cast(tuple[int, int], counted or (0, 0))
         # Last contact per device, for the "no data" rule: one row per device, not per reading.
         cur.execute(
             "insert into device_contact (device_id, last_received_at, last_ts)"
@@ -80,7 +89,7 @@ def insert_readings(conn: Conn, batch: Readings) -> int:
             " last_ts = greatest(device_contact.last_ts, excluded.last_ts)"
         )
         cur.execute("truncate readings_in")
-    return stored
+    return Inserted(stored, late)
 
 
 def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:

@@ -105,6 +105,61 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selection(args: argparse.Namespace) -> object:
+    from storage.quarantine import Selection  # noqa: PLC0415
+
+    return Selection(
+        reason=args.reason,
+        device_id=args.device,
+        ids=tuple(args.id or ()),
+        include_retried=getattr(args, "all", False),
+        limit=args.limit,
+    )
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    import psycopg  # noqa: PLC0415
+
+    from storage import migrate, quarantine  # noqa: PLC0415
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        rows = quarantine.select(conn, _selection(args))  # type: ignore[arg-type]
+        waiting = quarantine.counts_by_reason(conn)
+    for r in rows:
+        retried = f" (retried {r.retried_at:%Y-%m-%d %H:%M})" if r.retried_at else ""
+        print(f"{r.id}\t{r.received_at:%Y-%m-%d %H:%M:%S}Z\t{r.device_id or '-'}\t{r.reason}"
+              f"\t{r.detail}{retried}")  # fmt: skip
+    summary = ", ".join(f"{reason} {n}" for reason, n in sorted(waiting.items())) or "none"
+    print(f"waiting for retry: {summary}", file=sys.stderr)
+    return 0
+
+
+def cmd_quarantine_retry(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from ingest import pipeline as pipe  # noqa: PLC0415
+    from ingest.requeue import retry  # noqa: PLC0415
+    from storage import migrate  # noqa: PLC0415
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    p = pipe.Pipeline(
+        settings.database_url,
+        settings=pipe.Settings(),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: datetime.now(UTC),
+    )
+    try:
+        done = retry(p, settings.database_url, _selection(args), now=datetime.now(UTC))  # type: ignore[arg-type]
+    finally:
+        p.close()
+    print(f"retried {done.messages} messages: {done.stored} readings stored,"
+          f" {done.quarantined_again} quarantined again")  # fmt: skip
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from wardwatch import demo  # noqa: PLC0415
 
@@ -169,7 +224,7 @@ def _connection_flags(p: argparse.ArgumentParser, *, http: bool = False) -> None
         p.add_argument("--http-addr", help="dashboard HOST:PORT (env WARDWATCH_HTTP_ADDR)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of commands
     parser = argparse.ArgumentParser(
         prog="wardwatch",
         description="Remote monitoring for virtual wards: wearables → NEWS2 → nurse alerts.",
@@ -225,6 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_flags(p)
     p.set_defaults(func=cmd_enrol)
+
+    p = sub.add_parser("quarantine", help="what ingest set aside, and why; put it through again")
+    q = p.add_subparsers(dest="quarantine_command", required=True)
+    for name, func, text in (
+        ("list", cmd_quarantine_list, "list quarantined messages with their reasons"),
+        ("retry", cmd_quarantine_retry, "re-ingest quarantined messages (after a fix)"),
+    ):
+        qp = q.add_parser(name, help=text)
+        qp.add_argument("--reason", help='e.g. "unknown device"')
+        qp.add_argument("--device")
+        qp.add_argument("--id", type=int, action="append", help="a quarantine row id (repeatable)")
+        qp.add_argument("--limit", type=int, default=1000)
+        if name == "list":
+            qp.add_argument("--all", action="store_true", help="include rows already retried")
+        _connection_flags(qp)
+        qp.set_defaults(func=func)
 
     p = sub.add_parser("simulate", help="publish simulated patients' wearable readings")
     p.add_argument("--patients", type=int, default=24)

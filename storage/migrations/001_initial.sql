@@ -29,6 +29,8 @@ create table readings (
     value          double precision not null,
     utc_offset_min smallint not null,
     received_at    timestamptz not null,
+    -- Received long after it was measured (a watch syncing its buffer): stored, and said so.
+    late           boolean not null default false,
     primary key (device_id, metric, ts)
 );
 create index readings_patient on readings (patient_id, metric, ts desc);

@@ -316,3 +316,59 @@ def test_a_poisonous_message_is_quarantined_and_its_batch_mates_stored(
         )
         == 1
     )
+
+
+def test_late_floods_and_quarantine_retry(database_url: str, uid: str) -> None:
+    from ingest.ratelimit import Limit  # noqa: PLC0415
+    from ingest.requeue import retry  # noqa: PLC0415
+    from storage.quarantine import Selection  # noqa: PLC0415
+
+    clock = Clock(T0)
+    device = f"dev-{uid}"
+    registry = CollectorRegistry()
+    p = pipe.Pipeline(
+        database_url,
+        settings=pipe.Settings(rate_limit=Limit(per_second=1, burst=3)),
+        metrics=pipe.PipelineMetrics.create(registry),
+        clock=clock,
+    )
+    _OPEN.append(p)
+    # A device nobody has enrolled yet, then a flood, then a watch syncing yesterday's buffer.
+    early = [_msg(device, [{"ts": (T0 - timedelta(hours=5)).isoformat(), "heart_rate": 61}], T0)]
+    assert p.process(early).quarantined == 1
+    with psycopg.connect(database_url) as conn:
+        assignments.enrol(
+            conn,
+            device_id=device,
+            patient_id=f"pt-{uid}",
+            ward="w",
+            valid_from=T0 - timedelta(days=1),
+        )
+    flood = [
+        _msg(device, [{"ts": (T0 + timedelta(seconds=i)).isoformat(), "heart_rate": 70}], T0)
+        for i in range(5)
+    ]
+    result = p.process(flood)
+    assert (result.stored, result.quarantined) == (3, 2)  # the burst of 3 passes, 2 set aside
+    with psycopg.connect(database_url) as conn:
+        reasons = sorted(r for (r,) in conn.execute("select reason from quarantine"))
+        assert reasons == ["rate limited", "rate limited", "unknown device"]
+        late = conn.execute("select late from readings where ts < %s", (T0,)).fetchall()
+    assert late == []  # nothing of the early message is stored yet
+
+    # After the enrolment and the flood are dealt with, retry everything: nothing is doubled.
+    clock.now = T0 + timedelta(minutes=1)
+    done = retry(p, database_url, Selection(), now=clock.now)
+    assert (done.messages, done.stored, done.quarantined_again) == (3, 3, 0)
+    again = retry(p, database_url, Selection(), now=clock.now)
+    assert again.messages == 0
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select ts, late from readings order by ts").fetchall()
+        waiting = conn.execute(
+            "select count(*) from quarantine where retried_at is null"
+        ).fetchone()
+    assert len(rows) == 6
+    assert rows[0] == (T0 - timedelta(hours=5), True)  # received 5 h after it was measured
+    assert all(not late for _, late in rows[1:])
+    assert waiting == (0,)
+    assert registry.get_sample_value("wardwatch_readings_late_total") == 1

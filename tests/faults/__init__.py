@@ -1,0 +1,1 @@
+"""Fault injection against real Mosquitto and PostgreSQL: nothing lost, nothing doubled."""
