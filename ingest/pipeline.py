@@ -176,6 +176,16 @@ class Pipeline:
 
         ``limit_rate=False`` is for an operator re-ingesting quarantined messages on purpose.
         """
+        tokens = self._limiter.snapshot()
+        try:
+            return self._process(items, limit_rate=limit_rate)
+        except BaseException:
+            # A batch that did not commit will come again: it must not have spent its tokens,
+            # or a database outage would turn into "rate limited" quarantine on the retry.
+            self._limiter.restore(tokens)
+            raise
+
+    def _process(self, items: list[Item], *, limit_rate: bool) -> BatchResult:
         conn = self._connection()
         self._refresh_assignments(conn)
         known, unknown, flooded = self._split_by_device(conn, items, limit_rate=limit_rate)

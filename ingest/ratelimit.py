@@ -28,6 +28,13 @@ class RateLimiter:
         self.limit = limit
         self._buckets: dict[str, tuple[float, int]] = {}  # device → (tokens, last µs)
 
+    def snapshot(self) -> dict[str, tuple[float, int]]:
+        """The buckets as they are, to restore if the batch that spent tokens is rolled back."""
+        return dict(self._buckets)
+
+    def restore(self, snapshot: dict[str, tuple[float, int]]) -> None:
+        self._buckets = dict(snapshot)
+
     def allow(self, device_id: str, at_us: int) -> bool:
         tokens, last = self._buckets.get(device_id, (self.limit.burst, at_us))
         elapsed_s = max(0, at_us - last) / 1e6

@@ -39,3 +39,14 @@ def test_never_more_than_burst_plus_rate_times_elapsed(
         t += gap
         allowed += limiter.allow("dev", t)
     assert allowed <= burst + per_second * t / 1e6 + 1e-9
+
+
+def test_restoring_a_snapshot_gives_back_the_tokens_of_a_rolled_back_batch() -> None:
+    limiter = RateLimiter(Limit(per_second=1, burst=2))
+    saved = limiter.snapshot()
+    assert limiter.allow("a", 0)
+    assert limiter.allow("a", 0)
+    assert not limiter.allow("a", 0)
+    limiter.restore(saved)  # the batch was rolled back: it comes again
+    assert limiter.allow("a", 0)
+    assert limiter.allow("a", 0)
