@@ -3,6 +3,10 @@
 Pure: no I/O and no clock (the receive time comes with each message), so a recording replays to the
 same result. The contract with device makers is docs/wire-format.md; keep the two in step.
 
+Besides native v1 samples, a payload may hold Open mHealth data points or FHIR R4 Observations
+(docs/formats.md). The format is told from the payload's keys, one dict lookup for a v1 sample; each format
+module converts its records into v1 samples, and every v1 rule below is applied to those alike.
+
 Granularity is the point of the design: nothing valid is lost because something next to it was
 invalid. A bad payload is one reject; a bad object inside an array is one reject and its neighbours
 are kept; a bad field inside a good object is one reject and the object's other fields are kept.
@@ -12,15 +16,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from ingest.formats import Converted, fhir, omh
+from ingest.formats._contract import REASONS, DecodeError, describe, show
 from signals.vitals import CONSCIOUSNESS_LEVELS, PLAUSIBLE, Metric, Readings
 
 __all__ = [
@@ -44,25 +51,6 @@ MAX_FUTURE_US: Final = 300_000_000
 #: Largest payload decoded (256 KiB): about twenty minutes of full one-second samples, far more
 #: than a device should buffer into one message, and a bound on the work one message can cause.
 MAX_PAYLOAD_BYTES: Final = 262_144
-
-#: Closed set of reject codes. Low cardinality on purpose: it is a Prometheus label.
-#: "unknown device" is applied by ingest (device→patient assignment), never by the codec.
-REASONS: Final = frozenset(
-    {
-        "bad topic",
-        "payload too large",
-        "invalid utf-8",
-        "invalid json",
-        "not an object",
-        "bad timestamp",
-        "future timestamp",
-        "unknown field",
-        "wrong type",
-        "impossible value",
-        "device mismatch",
-        "unknown device",
-    }
-)
 
 _TOPIC = re.compile(r"wardwatch/v1/devices/([A-Za-z0-9._-]{1,64})/vitals")
 _DEVICE_START: Final = len("wardwatch/v1/devices/")
@@ -101,26 +89,24 @@ _KIND: Final[dict[Metric, int]] = {
     Metric.WORN: _FLAG,
     Metric.CONSCIOUSNESS: _LEVEL,
     Metric.RR_INTERVAL: _RR,
+    Metric.SLEEP_MINUTES: _NUMBER,
 }
+# Metrics that arrive only converted from another format: v1's fields stay fixed until a v2 topic.
+_NOT_IN_V1: Final = frozenset({Metric.SLEEP_MINUTES})
 # wire name -> (storage code, kind, low, high): one dict lookup per field on the hot path.
-_FIELDS: Final[dict[str, tuple[int, int, float, float]]] = {
+_CONVERTED_FIELDS: Final[dict[str, tuple[int, int, float, float]]] = {
     m.wire_name: (int(m), _KIND[m], PLAUSIBLE[m].low, PLAUSIBLE[m].high) for m in Metric
+}
+_FIELDS: Final = {
+    m.wire_name: _CONVERTED_FIELDS[m.wire_name] for m in Metric if m not in _NOT_IN_V1
 }
 _LEVEL_INDEX: Final = {level: float(i) for i, level in enumerate(CONSCIOUSNESS_LEVELS)}
 _RR_LOW: Final = PLAUSIBLE[Metric.RR_INTERVAL].low
 _RR_HIGH: Final = PLAUSIBLE[Metric.RR_INTERVAL].high
 _MISSING: Final = object()
-
-
-class DecodeError(ValueError):
-    """Something on the wire broke the v1 contract; ``reason`` is a code from REASONS."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown reject reason {reason!r}")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+# Shared with ingest.waveform under these names: one way of quoting a value in a reject's detail.
+_show = show
+_is = describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,11 +243,40 @@ class _Batch:
             self._reject_message(topic, device_id, reason, detail, payload, received_us)
             return
 
+        self.document(doc, device_id, code, topic, payload, received_us)
+
+    def document(
+        self,
+        doc: object,
+        device_id: str,
+        code: int,
+        topic: str,
+        payload: bytes,
+        received_us: int,
+    ) -> None:
+        """Append a parsed payload's rows: a v1 sample, an array, or a record of another format."""
+        # The format is told by keys: a v1 sample has "ts", which no other format's record has
+        # at its top level, so a v1 sample costs one more dict lookup; then keys no v1 sample has.
         if type(doc) is dict:
-            self.sample(doc, None, device_id, code, topic, payload, received_us)
+            if "ts" in doc:
+                self.sample(doc, None, device_id, code, topic, payload, received_us)
+            elif "resourceType" in doc:
+                self.fhir(doc, device_id, code, topic, payload, received_us)
+            elif "header" in doc or "body" in doc:
+                convert = partial(omh.convert, doc)
+                self.converted(convert, "", None, device_id, code, topic, payload, received_us)
+            else:
+                self.sample(doc, None, device_id, code, topic, payload, received_us)
         elif type(doc) is list and doc:
             for index, item in enumerate(doc):
-                self.sample(item, index, device_id, code, topic, payload, received_us)
+                if (
+                    type(item) is dict
+                    and "ts" not in item
+                    and ("header" in item or "body" in item or "resourceType" in item)
+                ):
+                    self.foreign_item(item, index, device_id, code, topic, payload, received_us)
+                else:
+                    self.sample(item, index, device_id, code, topic, payload, received_us)
         else:
             detail = (
                 "payload is an empty array, expected samples"
@@ -303,54 +318,156 @@ class _Batch:
             problems.append((exc.reason, exc.detail))
         else:
             assert type(obj) is dict  # checked by _header
-            codes, metrics, times, values = self.codes, self.metric, self.ts, self.value
-            n_before = len(times)
-            for name, value in obj.items():
-                spec = _FIELDS.get(name)
-                if spec is None:
-                    if name != "ts" and name != "device_id":  # noqa: PLR1714 - hot: no tuple
-                        problems.append(("unknown field", f"unknown field {_show(name)}"))
-                    continue
-                metric, kind, low, high = spec
-                kind_of = type(value)
-                # Inline fast path for the commonest case: a plain number in range.
-                if (
-                    kind == _NUMBER
-                    and (kind_of is float or kind_of is int)
-                    and low <= value <= high
-                ):
-                    codes.append(code)
-                    metrics.append(metric)
-                    times.append(ts_us)
-                    values.append(value)
-                    continue
-                try:
-                    if kind == _RR:
-                        beats = _beat_times(value, ts_us)
-                        codes.extend([code] * len(beats))
-                        metrics.extend([metric] * len(beats))
-                        times.extend(beats)
-                        values.extend(value)
-                    else:
-                        number = _number(name, kind, value, low, high)
-                        codes.append(code)
-                        metrics.append(metric)
-                        times.append(ts_us)
-                        values.append(number)
-                except DecodeError as exc:
-                    problems.append((exc.reason, exc.detail))
-            added = len(times) - n_before
-            if added:
-                self.offset.extend([offset_min] * added)
-                self.received.extend([received_us] * added)
+            self._fields(obj, _FIELDS, ts_us, offset_min, code, received_us, problems)
         if problems:
             # One copy of the sample for all its rejects; a single-object payload is the sample.
             where = "" if index is None else f"item {index}: "
-            raw = bytes(payload[:RAW_LIMIT]) if index is None else _dump(obj, payload)
-            self.rejected.extend(
-                Rejected(topic, device_id, reason, where + detail, raw, received_us)
-                for reason, detail in problems
+            item = None if index is None else obj
+            self._set_aside(problems, where, item, topic, device_id, payload, received_us)
+
+    def fhir(
+        self,
+        doc: dict[str, object],
+        device_id: str,
+        code: int,
+        topic: str,
+        payload: bytes,
+        received_us: int,
+    ) -> None:
+        """Append a FHIR payload's rows: one Observation, or each entry of a Bundle on its own."""
+        if doc.get("resourceType") != "Bundle":
+            convert = partial(fhir.convert, doc)
+            self.converted(convert, "", None, device_id, code, topic, payload, received_us)
+            return
+        try:
+            entries = fhir.entries(doc)
+        except DecodeError as exc:
+            self._reject_message(topic, device_id, exc.reason, exc.detail, payload, received_us)
+            return
+        for index, entry in enumerate(entries):
+            convert = partial(fhir.convert_entry, entry)
+            where = f"entry {index}: "
+            self.converted(convert, where, entry, device_id, code, topic, payload, received_us)
+
+    def foreign_item(
+        self,
+        item: dict[str, object],
+        index: int,
+        device_id: str,
+        code: int,
+        topic: str,
+        payload: bytes,
+        received_us: int,
+    ) -> None:
+        """Append an array item that is not a v1 sample: an Open mHealth data point, or a reject."""
+        where = f"item {index}: "
+        if "resourceType" in item:
+            # One reject that says what to do, not "ts is missing" and "unknown field".
+            problem = (
+                "unknown field",
+                "unknown field 'resourceType': a FHIR resource is sent alone or in a Bundle, "
+                "not in an array",
             )
+            self._set_aside([problem], where, item, topic, device_id, payload, received_us)
+            return
+        convert = partial(omh.convert, item)
+        self.converted(convert, where, item, device_id, code, topic, payload, received_us)
+
+    def converted(
+        self,
+        convert: Callable[[], Converted | None],
+        where: str,
+        item: object,
+        device_id: str,
+        code: int,
+        topic: str,
+        payload: bytes,
+        received_us: int,
+    ) -> None:
+        """Append the rows of one record of another format, validated as the v1 sample it becomes.
+
+        ``where`` prefixes reject details ("entry 2: "); ``item`` is the record as sent, kept with
+        its rejects, or None when it is the whole payload.
+        """
+        problems: list[tuple[str, str]] = []
+        try:
+            result = convert()
+            if result is None:
+                return  # valid, and holds nothing to store (a FHIR panel of other Observations)
+            ts_us, offset_min = self._converted_time(result, received_us)
+        except DecodeError as exc:
+            problems.append((exc.reason, exc.detail))
+        else:
+            fields = result.fields
+            self._fields(fields, _CONVERTED_FIELDS, ts_us, offset_min, code, received_us, problems)
+            problems.extend((p.reason, p.detail) for p in result.problems)
+        if problems:
+            self._set_aside(problems, where, item, topic, device_id, payload, received_us)
+
+    def _fields(
+        self,
+        obj: Mapping[str, Any],  # JSON values, narrowed by type() checks mypy does not follow
+        table: dict[str, tuple[int, int, float, float]],
+        ts_us: int,
+        offset_min: int,
+        code: int,
+        received_us: int,
+        problems: list[tuple[str, str]],
+    ) -> None:
+        """Append a sample's rows, field by field; add a problem for each field that is wrong."""
+        codes, metrics, times, values = self.codes, self.metric, self.ts, self.value
+        n_before = len(times)
+        for name, value in obj.items():
+            spec = table.get(name)
+            if spec is None:
+                if name != "ts" and name != "device_id":  # noqa: PLR1714 - hot: no tuple
+                    problems.append(("unknown field", f"unknown field {_show(name)}"))
+                continue
+            metric, kind, low, high = spec
+            kind_of = type(value)
+            # Inline fast path for the commonest case: a plain number in range.
+            if kind == _NUMBER and (kind_of is float or kind_of is int) and low <= value <= high:
+                codes.append(code)
+                metrics.append(metric)
+                times.append(ts_us)
+                values.append(value)
+                continue
+            try:
+                if kind == _RR:
+                    beats = _beat_times(value, ts_us)
+                    codes.extend([code] * len(beats))
+                    metrics.extend([metric] * len(beats))
+                    times.extend(beats)
+                    values.extend(value)
+                else:
+                    number = _number(name, kind, value, low, high)
+                    codes.append(code)
+                    metrics.append(metric)
+                    times.append(ts_us)
+                    values.append(number)
+            except DecodeError as exc:
+                problems.append((exc.reason, exc.detail))
+        added = len(times) - n_before
+        if added:
+            self.offset.extend([offset_min] * added)
+            self.received.extend([received_us] * added)
+
+    def _set_aside(
+        self,
+        problems: list[tuple[str, str]],
+        where: str,
+        item: object,
+        topic: str,
+        device_id: str,
+        payload: bytes,
+        received_us: int,
+    ) -> None:
+        """Reject each problem of one sample or record, with one copy of it (or of the payload)."""
+        raw = bytes(payload[:RAW_LIMIT]) if item is None else _dump(item, payload)
+        self.rejected.extend(
+            Rejected(topic, device_id, reason, where + detail, raw, received_us)
+            for reason, detail in problems
+        )
 
     def _header(self, obj: object, device_id: str, received_us: int) -> tuple[int, int]:
         """Return the sample's ``(ts_us, utc_offset_min)``; raise DecodeError to reject it whole."""
@@ -362,14 +479,35 @@ class _Batch:
                 "device mismatch",
                 f"device_id {_show(claimed)} does not match the topic's {device_id!r}",
             )
-        ts_us, offset_min = _timestamp(obj.get("ts", _MISSING))
+        ts = obj.get("ts", _MISSING)
+        ts_us, offset_min = _timestamp(ts)
         if ts_us - received_us > self.max_future_us:
-            raise DecodeError(
-                "future timestamp",
-                f"ts {_show(obj['ts'])} is {(ts_us - received_us) / 1e6:.0f} s after the message "
-                f"was received (tolerance {self.max_future_us / 1e6:g} s): is the clock set?",
-            )
+            raise self._future(f"ts {_show(ts)}", ts_us, received_us)
         return ts_us, offset_min
+
+    def _converted_time(self, result: Converted, received_us: int) -> tuple[int, int]:
+        """Return a converted record's ``(ts_us, utc_offset_min)``, held to the rules of ``ts``."""
+        ts_us, offset_min = _timestamp(result.ts, result.ts_field)
+        ts_us += result.ts_shift_us
+        if result.start is not None:
+            start_us, _ = _timestamp(result.start, result.start_field)
+            if start_us > ts_us:
+                raise DecodeError(
+                    "bad timestamp",
+                    f"{result.start_field} {_show(result.start)} is after {result.ts_field} "
+                    f"{_show(result.ts)}: the interval ends before it starts",
+                )
+        if ts_us - received_us > self.max_future_us:
+            shown = _show(result.ts) + (" plus its duration" if result.ts_shift_us else "")
+            raise self._future(f"{result.ts_field} {shown}", ts_us, received_us)
+        return ts_us, offset_min
+
+    def _future(self, shown: str, ts_us: int, received_us: int) -> DecodeError:
+        return DecodeError(
+            "future timestamp",
+            f"{shown} is {(ts_us - received_us) / 1e6:.0f} s after the message "
+            f"was received (tolerance {self.max_future_us / 1e6:g} s): is the clock set?",
+        )
 
     def readings(self) -> tuple[Readings, int]:
         """Build the columns, first row of each (device, metric, time) kept; count the others."""
@@ -405,13 +543,16 @@ class _Batch:
         return (readings if keep is None else readings.take(keep)), duplicates
 
 
-def _timestamp(value: object) -> tuple[int, int]:
-    """Return ``(ts_us, utc_offset_min)`` from a wire ``ts``; raise DecodeError if unusable."""
+def _timestamp(value: object, name: str = "ts") -> tuple[int, int]:
+    """Return ``(ts_us, utc_offset_min)`` from a wire ``ts``; raise DecodeError if unusable.
+
+    ``name`` is the field named in reject details: "ts", or where another format keeps its time.
+    """
     if isinstance(value, str):
         if _RFC3339.fullmatch(value) is None:
             raise DecodeError(
                 "bad timestamp",
-                f"ts {_show(value)} is not an RFC 3339 date-time with an offset "
+                f"{name} {_show(value)} is not an RFC 3339 date-time with an offset "
                 "(like 2026-11-28T10:00:00+01:00 or 2026-11-28T09:00:00Z)",
             )
         # The offset is read here and the rest parsed as a naive time, then both are combined in
@@ -421,35 +562,38 @@ def _timestamp(value: object) -> tuple[int, int]:
         else:
             local, offset_min = value[:-6], _OFFSET_MIN.get(value[-6:], _BAD_OFFSET)
             if offset_min == _BAD_OFFSET:
-                raise DecodeError("bad timestamp", f"ts {_show(value)} has an offset beyond ±23:59")
+                raise DecodeError(
+                    "bad timestamp", f"{name} {_show(value)} has an offset beyond ±23:59"
+                )
         try:
             when = datetime.fromisoformat(local)
         except ValueError as exc:  # e.g. month 13, hour 24, leap second 60
             raise DecodeError(
-                "bad timestamp", f"ts {_show(value)} is not a real time: {exc}"
+                "bad timestamp", f"{name} {_show(value)} is not a real time: {exc}"
             ) from None
         seconds = (when.toordinal() - _EPOCH_ORDINAL) * 86_400 - offset_min * 60
         seconds += when.hour * 3600 + when.minute * 60 + when.second
         ts_us = seconds * 1_000_000 + when.microsecond
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
-            raise DecodeError("bad timestamp", f"ts {_show(value)} is not a finite number")
+            raise DecodeError("bad timestamp", f"{name} {_show(value)} is not a finite number")
         if value >= _Y10000_S:
             raise DecodeError(
                 "bad timestamp",
-                f"ts {_show(value)} in epoch seconds is after the year 9999 (milliseconds sent?)",
+                f"{name} {_show(value)} in epoch seconds is after the year 9999 "
+                "(milliseconds sent?)",
             )
         ts_us = value * 1_000_000 if isinstance(value, int) else round(value * 1_000_000)
         offset_min = 0
     elif value is _MISSING:
-        raise DecodeError("bad timestamp", "ts is missing")
+        raise DecodeError("bad timestamp", f"{name} is missing")
     else:
         raise DecodeError(
             "bad timestamp",
-            f"{_is('ts', value)}, expected an RFC 3339 string or epoch seconds",
+            f"{_is(name, value)}, expected an RFC 3339 string or epoch seconds",
         )
     if ts_us < _Y2000_US:
-        raise DecodeError("bad timestamp", f"ts {_show(value)} is before the year 2000")
+        raise DecodeError("bad timestamp", f"{name} {_show(value)} is before the year 2000")
     return ts_us, offset_min
 
 
@@ -514,46 +658,11 @@ def _wrong(name: str, value: object, expected: str) -> str:
     return f"{_is(name, value)}, expected {expected}"
 
 
-def _is(name: str, value: object) -> str:
-    """Say what a field holds: "temperature 'hot' is a string", "spo2 is null"."""
-    if value is None or isinstance(value, list | dict):
-        return f"{name} is {_json_type(value)}"
-    return f"{name} {_show(value)} is {_json_type(value)}"
-
-
 def _impossible(name: str, value: object, low: float, high: float) -> str:
     unit = PLAUSIBLE[Metric.from_wire(name.split("[", 1)[0])].unit
     if isinstance(value, float) and not math.isfinite(value):
         return f"{name} {_show(value)} is not a finite number"
     return f"{name} {_show(value)} outside plausible range {low:g}–{high:g} {unit}"
-
-
-def _json_type(value: object) -> str:
-    """Name a decoded JSON value's type as a device maker would."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):  # before int: bool is an int in Python
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _show(value: object) -> str:
-    """Quote a value briefly for a reject's detail: strings cut short, containers elided."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "[…]" if isinstance(value, list) else "{…}"
 
 
 def _dump(item: object, payload: bytes) -> bytes:

@@ -27,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 log = logging.getLogger(__name__)
 
 VITALS_TOPIC = "wardwatch/v1/devices/+/vitals"
+DEVICE_TOPICS = (VITALS_TOPIC, "wardwatch/v1/devices/+/waveform", "wardwatch/v1/devices/+/status")
 
 
 def subscription(topic: str, share_group: str | None) -> str:
@@ -146,7 +147,7 @@ class MqttSource:
         endpoint: MqttEndpoint,
         *,
         client_id: str = "wardwatch-ingest",
-        topics: tuple[str, ...] = (VITALS_TOPIC,),
+        topics: tuple[str, ...] = DEVICE_TOPICS,
         queue_max: int = 20_000,
         session_expiry_s: int = 7 * 24 * 3600,
     ) -> None:

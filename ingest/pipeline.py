@@ -23,13 +23,16 @@ from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import DEFAULT_HOLD_DOWN, decide
 from alerts.model import Rule
 from alerts.rules import news2_condition
-from ingest.codec import Decoded, decode_batch, device_from_topic
+from ingest.codec import DecodeError, Rejected, decode_batch
 from ingest.ratelimit import Limit, RateLimiter
 from ingest.resolve import Resolver
+from ingest.status import decode_statuses, status_readings
+from ingest.waveform import decode_waveforms, topic_kind
 from signals.news2 import News2, news2_from_latest
 from signals.vitals import Metric, Readings
+from signals.waveforms import DeviceStatus, WaveformChunk
 from storage import alerts as alert_store
-from storage import assignments, readings, scores
+from storage import assignments, devices, readings, scores
 from storage.readings import QuarantineRow
 
 log = logging.getLogger(__name__)
@@ -189,15 +192,27 @@ class Pipeline:
         conn = self._connection()
         self._refresh_assignments(conn)
         known, unknown, flooded = self._split_by_device(conn, items, limit_rate=limit_rate)
-        decoded = decode_batch(
-            known, max_future_us=int(self._settings.max_future.total_seconds() * 1e6)
+        routed = _route(known)
+        max_future_us = int(self._settings.max_future.total_seconds() * 1e6)
+        decoded = decode_batch(routed["vitals"], max_future_us=max_future_us)
+        chunks, waveform_rejects = decode_waveforms(routed["waveform"], max_future_us=max_future_us)
+        statuses, status_rejects = decode_statuses(routed["status"], max_future_us=max_future_us)
+        # Battery and worn from status messages are readings like any other.
+        combined = Readings.concat([decoded.readings, status_readings(statuses)])
+        batch, unassigned = self._resolver.resolve(combined)
+        quarantine = self._quarantine_rows(
+            [*decoded.rejected, *waveform_rejects, *status_rejects],
+            unknown,
+            flooded,
+            batch.take(unassigned),
         )
-        batch, unassigned = self._resolver.resolve(decoded.readings)
-        quarantine = self._quarantine_rows(decoded, unknown, flooded, batch.take(unassigned))
         batch = batch.take(~unassigned)
         result = BatchResult(messages=len(items), quarantined=len(quarantine))
         now = self._clock()
         with conn.transaction():
+            devices.insert_waveforms(conn, chunks)
+            devices.insert_statuses(conn, statuses)
+            devices.record_seqs(conn, _seqs(chunks, statuses))
             inserted = readings.insert_readings(
                 conn, batch, late_after_us=int(self._settings.late_after.total_seconds() * 1e6)
             )
@@ -213,8 +228,8 @@ class Pipeline:
         """Quarantine a message whose processing raised; the reason names the error, not data."""
         topic, payload, received_us = item
         try:
-            device: str | None = device_from_topic(topic)
-        except ValueError:
+            device: str | None = topic_kind(topic)[0]
+        except DecodeError:
             device = None
         detail = f"processing failed with {type(exc).__name__}; kept for `quarantine retry`"
         conn = self._connection()
@@ -242,8 +257,8 @@ class Pipeline:
         refreshed = False
         for item in items:
             try:
-                device = device_from_topic(item[0])
-            except ValueError:
+                device, _kind = topic_kind(item[0])
+            except DecodeError:
                 known.append(item)  # the codec quarantines a bad topic with its own reason
                 continue
             if not self._resolver.knows(device) and not refreshed:
@@ -258,14 +273,18 @@ class Pipeline:
         return known, unknown, flooded
 
     def _quarantine_rows(
-        self, decoded: Decoded, unknown: list[Item], flooded: list[Item], unassigned: Readings
+        self,
+        rejected: list[Rejected],
+        unknown: list[Item],
+        flooded: list[Item],
+        unassigned: Readings,
     ) -> list[QuarantineRow]:
         rows = [
             QuarantineRow(_dt(r.received_us), r.topic, r.device_id, r.reason, r.detail, r.raw)
-            for r in decoded.rejected
+            for r in rejected
         ]
         for topic, payload, received_us in unknown:
-            device = device_from_topic(topic)
+            device, _kind = topic_kind(topic)
             rows.append(
                 QuarantineRow(
                     _dt(received_us),
@@ -278,7 +297,7 @@ class Pipeline:
             )
         limit = self._settings.rate_limit.describe()
         for topic, payload, received_us in flooded:
-            device = device_from_topic(topic)
+            device, _kind = topic_kind(topic)
             rows.append(
                 QuarantineRow(
                     _dt(received_us), topic, device, "rate limited",
@@ -383,6 +402,33 @@ class Pipeline:
             oldest = min(i[2] for i in items)
             m.lag.set(max(0.0, time.time() - oldest / 1e6))
         m.batches.inc()
+
+
+def _route(items: list[Item]) -> dict[str, list[Item]]:
+    """Messages by stream; a bad topic goes to the vitals codec, which quarantines it."""
+    routed: dict[str, list[Item]] = {"vitals": [], "waveform": [], "status": []}
+    for item in items:
+        try:
+            _device, kind = topic_kind(item[0])
+        except DecodeError:
+            kind = "vitals"
+        routed[kind].append(item)
+    return routed
+
+
+def _seqs(
+    chunks: list[WaveformChunk], statuses: list[DeviceStatus]
+) -> list[tuple[str, str, int, datetime]]:
+    """Message sequence numbers, for finding messages lost upstream (devices.find_gaps)."""
+    out = [
+        (c.device_id, "waveform", c.seq, _dt(c.received_us or 0))
+        for c in chunks
+        if c.seq is not None
+    ]
+    out += [
+        (s.device_id, "status", s.seq, _dt(s.received_us)) for s in statuses if s.seq is not None
+    ]
+    return out
 
 
 def _dt(us: int) -> datetime:

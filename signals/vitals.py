@@ -28,6 +28,7 @@ class Metric(enum.IntEnum):
     BATTERY = 10  # % charge
     WORN = 11  # 1 = on body, 0 = off body
     RR_INTERVAL = 12  # ms between two successive beats, stamped at the second beat
+    SLEEP_MINUTES = 13  # minutes asleep in the episode or interval ending at ts
 
     @property
     def wire_name(self) -> str:
@@ -52,6 +53,7 @@ _WIRE_NAMES: dict[Metric, str] = {
     Metric.BATTERY: "battery",
     Metric.WORN: "worn",
     Metric.RR_INTERVAL: "rr_intervals_ms",
+    Metric.SLEEP_MINUTES: "sleep_minutes",
 }
 _BY_WIRE_NAME = {v: k for k, v in _WIRE_NAMES.items()}
 
@@ -91,6 +93,7 @@ PLAUSIBLE: dict[Metric, PlausibleRange] = {
     Metric.BATTERY: PlausibleRange(0, 100, "%"),
     Metric.WORN: PlausibleRange(0, 1, "bool"),
     Metric.RR_INTERVAL: PlausibleRange(200, 3000, "ms"),
+    Metric.SLEEP_MINUTES: PlausibleRange(0, 1440, "min"),  # a day holds 1440 minutes
 }
 
 I64 = npt.NDArray[np.int64]

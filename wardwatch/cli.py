@@ -214,6 +214,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_devices_provision(args: argparse.Namespace) -> int:
+    from wardwatch import devices  # noqa: PLC0415
+
+    out = Path(args.out)
+    try:
+        credentials = devices.provision(args.device, out, ingestor=args.ingestor)
+    except devices.ProvisionError as exc:
+        print(f"wardwatch devices provision: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wardwatch devices provision: cannot write to {out}: {exc}", file=sys.stderr)
+        return 1
+    # Credentials on stdout, one "name<TAB>url" line each, so `> file` captures only them;
+    # the operator's instructions on stderr. Passwords go nowhere else: not to the log.
+    for c in credentials:
+        print(f"{c.username}\t{c.url(args.broker_host, args.port)}")
+    print(
+        f"wrote {out / devices.PASSWORD_FILE} and {out / devices.ACL_FILE}; "
+        "reload Mosquitto to apply them: kill -HUP $(pidof mosquitto) "
+        "(or systemctl reload mosquitto). Clients using a replaced password are disconnected.\n"
+        "Each URL above is a secret: hand it over once, by a secure channel; "
+        "it cannot be shown again.",
+        file=sys.stderr,
+    )
+    if args.ingestor:
+        print(
+            f"set WARDWATCH_MQTT_URL to the {args.ingestor} URL, adding ?ca=/path/to/ca.pem "
+            "if the broker's CA is not in the system's trust store.",
+            file=sys.stderr,
+        )
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -318,6 +351,22 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list 
     p.add_argument("--minutes", type=_positive, default=None)
     _connection_flags(p)
     p.set_defaults(func=cmd_record)
+    p = sub.add_parser("devices", help="broker credentials for devices (docs/security.md)")
+    dev = p.add_subparsers(dest="devices_command", required=True)
+    prov = dev.add_parser(
+        "provision",
+        help="new password and ACL entries per device; rotates an existing device's password",
+    )
+    prov.add_argument(
+        "--device", action="append", default=[], help="device id; repeat for more devices"
+    )
+    prov.add_argument("--ingestor", help="also (re)provision the ingestor's read-only user NAME")
+    prov.add_argument(
+        "--out", required=True, help="folder of Mosquitto's password_file and acl_file"
+    )
+    prov.add_argument("--broker-host", default="localhost", help="host name the devices connect to")
+    prov.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
+    prov.set_defaults(func=cmd_devices_provision)
     return parser
 
 

@@ -19,7 +19,7 @@ from alerts.notify import Channel, LogChannel, WebhookChannel
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
-from ingest.mqtt import VITALS_TOPIC, Message, MqttSource, subscription
+from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, subscription
 from storage import migrate
 from storage.ward import PostgresWard
 from wardwatch import jobs
@@ -83,7 +83,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         source = MqttSource(
             settings.mqtt,
             client_id=options.client_id or settings.client_id,
-            topics=(subscription(VITALS_TOPIC, settings.share_group),),
+            topics=tuple(subscription(t, settings.share_group) for t in DEVICE_TOPICS),
         )
         depth = Gauge(
             "wardwatch_ingest_queue_depth",

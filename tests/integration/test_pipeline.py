@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
 from ingest import pipeline as pipe
+from signals.vitals import Metric
 from storage import alerts as alert_store
 from storage import assignments
 from wardwatch import jobs
@@ -372,3 +373,50 @@ def test_late_floods_and_quarantine_retry(database_url: str, uid: str) -> None:
     assert all(not late for _, late in rows[1:])
     assert waiting == (0,)
     assert registry.get_sample_value("wardwatch_readings_late_total") == 1
+
+
+def test_waveforms_and_status_are_routed_stored_and_numbered(
+    ward: tuple[str, str, str],
+) -> None:
+    from storage import devices  # noqa: PLC0415
+
+    url, device, patient = ward
+    clock = Clock(T0)
+    p, _ = _pipeline(url, clock)
+    base = f"wardwatch/v1/devices/{device}"
+    received = _us(T0)
+    chunk = {"ts": T0.isoformat(), "kind": "ppg", "fs_hz": 25, "samples": [0.5] * 250, "seq": 7}
+    status = {
+        "ts": T0.isoformat(),
+        "battery": 14,
+        "worn": False,
+        "firmware": "2.3.1",
+        "clock": (T0 + timedelta(seconds=90)).isoformat(),
+        "seq": 9,
+    }
+    result = p.process(
+        [
+            (f"{base}/waveform", orjson.dumps(chunk), received),
+            (f"{base}/status", orjson.dumps(status), received),
+            (f"{base}/waveform", orjson.dumps({**chunk, "fs_hz": 0}), received),  # impossible rate
+            (f"{base}/elsewhere", b"{}", received),  # not one of the three streams
+        ]
+    )
+    assert result.stored == 2  # battery and worn, as readings of the patient
+    assert result.quarantined == 2
+    with psycopg.connect(url) as conn:
+        (stored,) = devices.load_waveform(
+            conn, device, devices.WaveformKind.PPG, T0, T0 + timedelta(seconds=10)
+        )
+        latest = devices.latest_status(conn, [device])[device]
+        metrics = conn.execute(
+            "select metric, value from readings where patient_id = %s order by metric", (patient,)
+        ).fetchall()
+        reasons = sorted(r for (r,) in conn.execute("select reason from quarantine"))
+        seqs = conn.execute("select stream, seq from message_seq order by stream").fetchall()
+    assert stored.n_samples == 250
+    assert latest.battery_pct == 14
+    assert latest.clock_offset_s == pytest.approx(90, abs=1)
+    assert metrics == [(int(Metric.BATTERY), 14.0), (int(Metric.WORN), 0.0)]
+    assert reasons == ["bad topic", "impossible value"]
+    assert seqs == [("status", 9), ("waveform", 7)]

@@ -1,0 +1,241 @@
+"""What devices send besides readings: waveform chunks, status reports and message numbers.
+
+Writes run inside the caller's transaction (one batch, one transaction) and are idempotent: a
+redelivered chunk, report or message number is stored once, by the table's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Final, cast
+
+import numpy as np
+import psycopg
+from psycopg.rows import class_row
+
+from signals.waveforms import MAX_CHUNK_S, DeviceStatus, WaveformChunk, WaveformKind
+
+__all__ = [
+    "RESTART_JUMP",
+    "find_gaps",
+    "insert_statuses",
+    "insert_waveforms",
+    "latest_status",
+    "load_waveform",
+    "record_seqs",
+]
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+#: A forward jump in a device's message numbers larger than this is taken for a restart or a reset
+#: counter, not for loss: 10,000 messages is hours of one device's traffic, and a device silent
+#: for that long is the "no data" rule's business.
+RESTART_JUMP: Final = 10_000
+
+_US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"  # exact, unlike to_timestamp(float)
+_EPOCH_US = "(extract(epoch from {}) * 1000000)::int8"  # numeric on PostgreSQL 14+: exact
+_SAMPLE = np.dtype("<f4")  # the bytea layout, whatever this machine's byte order
+
+
+def insert_waveforms(conn: Conn, chunks: Iterable[WaveformChunk]) -> int:
+    """Store chunks inside the caller's transaction; return how many were new.
+
+    COPY into a temporary table, then one ``INSERT ... ON CONFLICT DO NOTHING``: redelivered
+    chunks (same device, kind and start) are stored once, the first one kept. Every chunk must
+    carry its ``received_us`` (a joined segment, which has none, is not stored).
+    """
+    chunks = list(chunks)
+    if any(c.received_us is None for c in chunks):
+        raise ValueError("a chunk to store needs its received_us")
+    rows = [
+        (
+            c.device_id,
+            c.kind.value,
+            c.start_us,
+            c.fs_hz,
+            c.n_samples,
+            c.kind.channels,
+            c.unit,
+            # C order, each sample's x, y, z together; converted only on a big-endian host.
+            np.ascontiguousarray(c.values, dtype=_SAMPLE).tobytes(),
+            c.received_us,
+            c.seq,
+        )
+        for c in chunks
+    ]
+    if not rows:
+        return 0
+    # Per connection, no index, times as integer µs: COPY needs no datetime per row.
+    conn.execute(
+        "create temp table if not exists waveforms_in (device_id text, kind text, start_us int8,"
+        " fs_hz float8, n_samples int4, channels int2, unit text, data bytea, received_us int8,"
+        " seq int8) on commit delete rows"
+    )
+    with conn.cursor() as cur:
+        with cur.copy("copy waveforms_in from stdin (format binary)") as copy:
+            copy.set_types(
+                ["text", "text", "int8", "float8", "int4", "int2", "text", "bytea", "int8", "int8"]
+            )
+            for row in rows:
+                copy.write_row(row)
+        counted = cur.execute(
+            "with new as (insert into waveforms (device_id, kind, start_ts, fs_hz, n_samples,"
+            f" channels, unit, data, received_at, seq) select device_id, kind,"
+            f" {_US.format('start_us')}, fs_hz, n_samples, channels, unit, data,"
+            f" {_US.format('received_us')}, seq from waveforms_in"
+            " on conflict do nothing returning 1) select count(*) from new"
+        ).fetchone()
+        cur.execute("truncate waveforms_in")
+    return int(cast(tuple[int], counted)[0]) if counted else 0
+
+
+def load_waveform(
+    conn: Conn, device_id: str, kind: WaveformKind, start: datetime, end: datetime
+) -> list[WaveformChunk]:
+    """The device's chunks of ``kind`` that overlap ``[start, end)``, in time order, whole.
+
+    Chunks are returned whole, not cut at ``start`` and ``end``: a filter wants the samples just
+    outside its window too. ``signals.waveforms.join_chunks`` makes them one array per
+    continuous stretch. The arrays are read-only views of the stored bytes.
+    """
+    with conn.cursor() as cur:
+        rows = cur.execute(
+            f"select {_EPOCH_US.format('start_ts')}, fs_hz, n_samples, unit, data, seq,"
+            f" {_EPOCH_US.format('received_at')} from waveforms"
+            " where device_id = %(device)s and kind = %(kind)s"
+            # No chunk is longer than MAX_CHUNK_S: this bound keeps the scan on the key's range.
+            "   and start_ts > %(start)s - %(longest)s * interval '1 second'"
+            "   and start_ts < %(end)s"
+            "   and start_ts + n_samples / fs_hz * interval '1 second' > %(start)s"
+            " order by start_ts",
+            {
+                "device": device_id,
+                "kind": kind.value,
+                "start": start,
+                "end": end,
+                "longest": MAX_CHUNK_S,
+            },
+        ).fetchall()
+    chunks = []
+    for start_us, fs_hz, n, unit, data, seq, received_us in rows:
+        values = np.frombuffer(cast(bytes, data), dtype=_SAMPLE).astype(np.float32, copy=False)
+        if kind.channels > 1:
+            values = values.reshape(cast(int, n), kind.channels)
+        chunks.append(
+            WaveformChunk(
+                device_id,
+                kind,
+                cast(int, start_us),
+                cast(float, fs_hz),
+                values,
+                cast(str, unit),
+                cast("int | None", seq),
+                cast(int, received_us),
+            )
+        )
+    return chunks
+
+
+def insert_statuses(conn: Conn, statuses: Sequence[DeviceStatus]) -> int:
+    """Store status reports inside the caller's transaction; return how many were new.
+
+    One ``INSERT ... SELECT FROM unnest(...)`` rather than COPY: reports are a few per device per
+    hour, so one statement with arrays is one round trip and needs no staging table.
+    """
+    if not statuses:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            "insert into device_status (device_id, ts, battery_pct, worn, firmware,"
+            " clock_offset_s, seq, received_at)"
+            f" select d, {_US.format('t')}, b, w, f, c, s, {_US.format('r')}"
+            " from unnest(%s::text[], %s::int8[], %s::float4[], %s::bool[], %s::text[],"
+            " %s::float4[], %s::int8[], %s::int8[]) u(d, t, b, w, f, c, s, r)"
+            " on conflict do nothing",
+            (
+                [s.device_id for s in statuses],
+                [s.ts_us for s in statuses],
+                [s.battery_pct for s in statuses],
+                [s.worn for s in statuses],
+                [s.firmware for s in statuses],
+                [s.clock_offset_s for s in statuses],
+                [s.seq for s in statuses],
+                [s.received_us for s in statuses],
+            ),
+        )
+        return cur.rowcount
+
+
+def latest_status(conn: Conn, device_ids: Iterable[str]) -> dict[str, DeviceStatus]:
+    """Each device's latest report by event time; devices that never reported are left out.
+
+    The latest report is taken whole: a field it did not carry is None even if an earlier report
+    had it (battery and worn also live in readings, latest value per metric).
+    """
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    with conn.cursor(row_factory=class_row(DeviceStatus)) as cur:
+        rows = cur.execute(
+            "select s.device_id, "
+            f" {_EPOCH_US.format('s.ts')} as ts_us, s.battery_pct::float8 as battery_pct, s.worn,"
+            " s.firmware, s.clock_offset_s::float8 as clock_offset_s, s.seq,"
+            f" {_EPOCH_US.format('s.received_at')} as received_us"
+            " from unnest(%s::text[]) d(id) cross join lateral (select * from device_status"
+            "   where device_id = d.id order by ts desc limit 1) s",
+            (ids,),
+        ).fetchall()
+    return {s.device_id: s for s in rows}
+
+
+def record_seqs(conn: Conn, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
+    """Record ``(device_id, stream, seq, received_at)`` of numbered messages; repeats ignored.
+
+    A redelivered message keeps the receipt time of its first delivery.
+    """
+    if not rows:
+        return
+    device, stream, seq, received = (list(column) for column in zip(*rows, strict=True))
+    conn.execute(
+        "insert into message_seq (device_id, stream, seq, received_at)"
+        " select * from unnest(%s::text[], %s::text[], %s::int8[], %s::timestamptz[])"
+        " on conflict do nothing",
+        (device, stream, seq, received),
+    )
+
+
+def find_gaps(
+    conn: Conn, *, since: datetime, grace_until: datetime
+) -> list[tuple[str, str, int, int]]:
+    """Return ``(device_id, stream, first_missing, last_missing)`` of each run of lost messages.
+
+    Looks at the message numbers received since ``since``, in number order per device and stream.
+    A hole between two numbers is a gap only if
+
+    - the number after it was received before ``grace_until`` (set it a little before now):
+      until then a late, reordered message may still fill the hole;
+    - it spans at most ``RESTART_JUMP`` numbers: a bigger jump is a restart or a reset counter;
+    - the number after it arrived no earlier than the number before it. Otherwise the count went
+      *down* in arrival order across the hole: a device that restarted and began again at 0, its
+      new low numbers arriving after its old high ones.
+
+    A gap whose missing messages were all rejected is still a gap: nothing of them was stored.
+    """
+    with conn.cursor() as cur:
+        rows = cur.execute(
+            "select device_id, stream, seq + 1, next_seq - 1 from ("
+            "  select device_id, stream, seq, received_at,"
+            "   lead(seq) over w as next_seq, lead(received_at) over w as next_received_at"
+            "  from message_seq where received_at >= %(since)s"
+            "  window w as (partition by device_id, stream order by seq)"
+            " ) s"
+            " where next_seq > seq + 1 and next_seq - seq <= %(jump)s"
+            "   and next_received_at >= received_at and next_received_at < %(grace_until)s"
+            " order by device_id, stream, seq",
+            {"since": since, "grace_until": grace_until, "jump": RESTART_JUMP},
+        ).fetchall()
+    return [
+        (cast(str, d), cast(str, s), cast(int, first), cast(int, last))
+        for d, s, first, last in rows
+    ]
