@@ -41,6 +41,7 @@ class Rule(enum.StrEnum):
 
     NEWS2 = "news2"
     NO_DATA = "no_data"
+    MESSAGE_GAP = "message_gap"  # a device's numbered messages went missing upstream of us
 
 
 @dataclass(frozen=True, slots=True)

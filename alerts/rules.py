@@ -50,6 +50,31 @@ def news2_condition(patient_id: str, score: News2) -> Condition | None:
     return Condition(patient_id, Rule.NEWS2, severity, describe(score))
 
 
+def gap_condition(
+    patient_id: str, device_id: str, gaps: list[tuple[str, int, int]]
+) -> Condition | None:
+    """Messages a device numbered but we never received: loss in the phone app, gateway or broker.
+
+    ``gaps`` are (stream, first missing, last missing). Such loss is invisible in the data
+    itself, so it is raised to whoever runs the devices, like a silent device.
+    """
+    if not gaps:
+        return None
+    missing = sum(last - first + 1 for _, first, last in gaps)
+    where = ", ".join(
+        f"{stream} #{first}" if first == last else f"{stream} #{first}–{last}"
+        for stream, first, last in gaps[:3]
+    )
+    more = f" and {len(gaps) - 3} more gaps" if len(gaps) > 3 else ""
+    return Condition(
+        patient_id,
+        Rule.MESSAGE_GAP,
+        Severity.TECHNICAL,
+        f"{missing} message{'s' if missing != 1 else ''} from device {device_id} never arrived"
+        f" ({where}{more})",
+    )
+
+
 def no_data_condition(
     patient_id: str,
     device_id: str,

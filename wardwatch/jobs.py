@@ -17,12 +17,13 @@ from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import decide
 from alerts.model import Rule
 from alerts.notify import Channel, Notice, NotifyError
-from alerts.rules import no_data_condition
+from alerts.rules import gap_condition, no_data_condition
 from storage import alerts as alert_store
-from storage import assignments
+from storage import assignments, devices
 
 log = logging.getLogger(__name__)
 _SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
+_GAP_LOCK = 0x67617073  # "gaps"
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
@@ -64,6 +65,50 @@ def check_silence(
             transition = decide(
                 current.get((c.patient_id, Rule.NO_DATA)), condition, at=now, hold_down=timedelta(0)
             )
+            if transition is None:
+                continue
+            outcome = alert_store.apply(
+                conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
+            )
+            if raised is not None and outcome.kind == "fired":
+                raised.labels(severity=outcome.severity.label).inc()
+            changes += 1
+    return changes
+
+
+def check_gaps(
+    conn: Conn,
+    *,
+    now: datetime,
+    window: timedelta,
+    grace: timedelta,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None = None,
+) -> int:
+    """Raise, or resolve, the "message gap" alert of every assigned device from its seq numbers.
+
+    A gap counts once the message after it has waited ``grace`` for reordered ones to arrive; it
+    keeps the alert open while it lies within ``window``.
+    """
+    changes = 0
+    with conn.transaction():
+        got = conn.execute("select pg_try_advisory_xact_lock(%s)", (_GAP_LOCK,)).fetchone()
+        if not (got and got[0]):
+            return 0
+        found: dict[str, list[tuple[str, int, int]]] = {}
+        for device, stream, first, last in devices.find_gaps(
+            conn, since=now - window, grace_until=now - grace
+        ):
+            found.setdefault(device, []).append((stream, first, last))
+        contacts = assignments.current_contacts(conn, now)
+        current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
+        for c in contacts:
+            condition = gap_condition(c.patient_id, c.device_id, found.get(c.device_id, []))
+            transition = decide(
+                current.get((c.patient_id, Rule.MESSAGE_GAP)), condition, at=now,
+                hold_down=timedelta(0),
+            )  # fmt: skip
             if transition is None:
                 continue
             outcome = alert_store.apply(

@@ -40,6 +40,8 @@ class Options:
     escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
     escalation_tick_s: float = 5.0
     silence_tick_s: float = 30.0
+    gap_window: timedelta = timedelta(hours=1)  # a gap keeps its alert open this long
+    gap_grace: timedelta = timedelta(minutes=2)  # time for reordered messages to arrive
     dispatch_tick_s: float = 1.0
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
@@ -160,12 +162,24 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 raised=metrics.alerts_raised,
             )
 
+        def gaps(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.check_gaps(
+                conn,
+                now=clock(),
+                window=options.gap_window,
+                grace=options.gap_grace,
+                policy=options.escalation,
+                channels=channel_names,
+                raised=metrics.alerts_raised,
+            )
+
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
 
         for fn, every in (
             (escalation, options.escalation_tick_s),
             (silence, options.silence_tick_s),
+            (gaps, options.silence_tick_s),
             (send, options.dispatch_tick_s),
         ):
             scheduler.add_job(

@@ -420,3 +420,35 @@ def test_waveforms_and_status_are_routed_stored_and_numbered(
     assert metrics == [(int(Metric.BATTERY), 14.0), (int(Metric.WORN), 0.0)]
     assert reasons == ["bad topic", "impossible value"]
     assert seqs == [("status", 9), ("waveform", 7)]
+
+
+def test_a_gap_in_a_devices_numbered_messages_raises_a_technical_alert(
+    ward: tuple[str, str, str],
+) -> None:
+    url, device, patient = ward
+    clock = Clock(T0)
+    p, _ = _pipeline(url, clock)
+    topic = f"wardwatch/v1/devices/{device}/status"
+    for seq in (1, 2, 5, 3):  # 3 arrives late, 4 never does
+        t = T0 + timedelta(seconds=seq)
+        p.process([(topic, orjson.dumps({"ts": t.isoformat(), "battery": 80, "seq": seq}), _us(t))])
+    policy = EscalationPolicy()
+    kw = {
+        "window": timedelta(hours=1),
+        "grace": timedelta(minutes=2),
+        "policy": policy,
+        "channels": ("log",),
+    }
+    with psycopg.connect(url) as conn:
+        # Within the grace time nothing is said: message 4 may still be on its way.
+        assert jobs.check_gaps(conn, now=T0 + timedelta(minutes=1), **kw) == 0  # type: ignore[arg-type]
+        assert jobs.check_gaps(conn, now=T0 + timedelta(minutes=3), **kw) == 1  # type: ignore[arg-type]
+        (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
+        assert alert.rule is Rule.MESSAGE_GAP
+        assert alert.severity is Severity.TECHNICAL
+        assert alert.patient_id == patient
+        assert "1 message from device" in alert.summary
+        assert "status #4" in alert.summary
+        # An hour later the gap has left the window: the alert resolves by itself.
+        assert jobs.check_gaps(conn, now=T0 + timedelta(hours=2), **kw) == 1  # type: ignore[arg-type]
+        assert alert_store.list_alerts(conn, AlertState.OPEN) == []
