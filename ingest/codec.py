@@ -4,8 +4,8 @@ Pure: no I/O and no clock (the receive time comes with each message), so a recor
 same result. The contract with device makers is docs/wire-format.md; keep the two in step.
 
 Besides native v1 samples, a payload may hold Open mHealth data points or FHIR R4 Observations
-(docs/formats.md). The format is told from the payload's keys, one dict lookup for a v1 sample; each format
-module converts its records into v1 samples, and every v1 rule below is applied to those alike.
+(docs/formats.md). The format is told from the payload's keys, one dict lookup for a v1 sample;
+each format module converts its records into v1 samples, and every v1 rule below applies alike.
 
 Granularity is the point of the design: nothing valid is lost because something next to it was
 invalid. A bad payload is one reject; a bad object inside an array is one reject and its neighbours

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -257,7 +258,7 @@ def _connection_flags(p: argparse.ArgumentParser, *, http: bool = False) -> None
         p.add_argument("--http-addr", help="dashboard HOST:PORT (env WARDWATCH_HTTP_ADDR)")
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of commands
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wardwatch",
         description="Remote monitoring for virtual wards: wearables → NEWS2 → nurse alerts.",
@@ -265,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list 
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _add_service_commands(sub)
+    _add_admin_commands(sub)
+    _add_simulator_commands(sub)
+    return parser
+
+
+def _add_service_commands(sub: Any) -> None:
+    """demo and run: the pipeline itself."""
     p = sub.add_parser("demo", help="embedded broker + database, simulated ward, dashboard")
     p.add_argument("--patients", type=int, default=24)
     p.add_argument("--speed", type=_positive, default=60.0, help="simulated seconds per second")
@@ -292,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list 
     )
     p.set_defaults(func=cmd_run)
 
+
+def _add_admin_commands(sub: Any) -> None:
+    """db, enrol, quarantine, devices: what a trust's IT team runs."""
     p = sub.add_parser("db", help="database administration")
     db = p.add_subparsers(dest="db_command", required=True)
     up = db.add_parser("upgrade", help="apply pending schema migrations (idempotent)")
@@ -330,6 +342,26 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list 
         _connection_flags(qp)
         qp.set_defaults(func=func)
 
+    p = sub.add_parser("devices", help="broker credentials for devices (docs/security.md)")
+    dev = p.add_subparsers(dest="devices_command", required=True)
+    prov = dev.add_parser(
+        "provision",
+        help="new password and ACL entries per device; rotates an existing device's password",
+    )
+    prov.add_argument(
+        "--device", action="append", default=[], help="device id; repeat for more devices"
+    )
+    prov.add_argument("--ingestor", help="also (re)provision the ingestor's read-only user NAME")
+    prov.add_argument(
+        "--out", required=True, help="folder of Mosquitto's password_file and acl_file"
+    )
+    prov.add_argument("--broker-host", default="localhost", help="host name the devices connect to")
+    prov.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
+    prov.set_defaults(func=cmd_devices_provision)
+
+
+def _add_simulator_commands(sub: Any) -> None:
+    """simulate, replay, record: devices without patients."""
     p = sub.add_parser("simulate", help="publish simulated patients' wearable readings")
     p.add_argument("--patients", type=int, default=24)
     p.add_argument("--speed", type=_positive, default=1.0)
@@ -351,23 +383,6 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list 
     p.add_argument("--minutes", type=_positive, default=None)
     _connection_flags(p)
     p.set_defaults(func=cmd_record)
-    p = sub.add_parser("devices", help="broker credentials for devices (docs/security.md)")
-    dev = p.add_subparsers(dest="devices_command", required=True)
-    prov = dev.add_parser(
-        "provision",
-        help="new password and ACL entries per device; rotates an existing device's password",
-    )
-    prov.add_argument(
-        "--device", action="append", default=[], help="device id; repeat for more devices"
-    )
-    prov.add_argument("--ingestor", help="also (re)provision the ingestor's read-only user NAME")
-    prov.add_argument(
-        "--out", required=True, help="folder of Mosquitto's password_file and acl_file"
-    )
-    prov.add_argument("--broker-host", default="localhost", help="host name the devices connect to")
-    prov.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
-    prov.set_defaults(func=cmd_devices_provision)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
