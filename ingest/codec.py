@@ -128,6 +128,9 @@ class Decoded:
     readings: Readings  # patient_id is "" throughout: ingest resolves the device's assignment
     rejected: tuple[Rejected, ...]
     duplicates: int  # rows dropped because the batch already held the same device, metric, time
+    # (device, seq, received µs) of samples that carried a ``seq``: messages lost upstream of
+    # wardwatch show as gaps in these numbers (storage.devices.find_gaps).
+    seqs: tuple[tuple[str, int, int], ...] = ()
 
 
 def device_from_topic(topic: str) -> str:
@@ -179,7 +182,9 @@ def decode_batch(
     for topic, payload, received_us in messages:
         batch.message(topic, payload, received_us, max_payload_bytes)
     readings, duplicates = batch.readings()
-    return Decoded(readings, tuple(batch.rejected), duplicates)
+    names = list(batch.devices)
+    seqs = tuple((names[code], seq, received) for code, seq, received in batch.seqs)
+    return Decoded(readings, tuple(batch.rejected), duplicates, seqs)
 
 
 class _Batch:
@@ -193,6 +198,7 @@ class _Batch:
         "offset",
         "received",
         "rejected",
+        "seqs",
         "topics",
         "ts",
         "value",
@@ -209,6 +215,7 @@ class _Batch:
         self.offset: list[int] = []
         self.received: list[int] = []
         self.rejected: list[Rejected] = []
+        self.seqs: list[tuple[int, int, int]] = []  # (device code, seq, received µs)
 
     def message(self, topic: str, payload: bytes, received_us: int, max_bytes: int) -> None:
         """Append one message's rows and rejects."""
@@ -420,7 +427,14 @@ class _Batch:
         for name, value in obj.items():
             spec = table.get(name)
             if spec is None:
-                if name != "ts" and name != "device_id":  # noqa: PLR1714 - hot: no tuple
+                if name == "seq" and table is _FIELDS:
+                    if type(value) is int and 0 <= value < 2**63:
+                        self.seqs.append((code, value, received_us))
+                    else:
+                        problems.append(
+                            ("wrong type", f"seq {_show(value)}: expected a non-negative integer")
+                        )
+                elif name != "ts" and name != "device_id":  # noqa: PLR1714 - hot: no tuple
                     problems.append(("unknown field", f"unknown field {_show(name)}"))
                 continue
             metric, kind, low, high = spec

@@ -212,7 +212,7 @@ class Pipeline:
         with conn.transaction():
             devices.insert_waveforms(conn, chunks)
             devices.insert_statuses(conn, statuses)
-            devices.record_seqs(conn, _seqs(chunks, statuses))
+            devices.record_seqs(conn, _seqs(decoded.seqs, chunks, statuses))
             inserted = readings.insert_readings(
                 conn, batch, late_after_us=int(self._settings.late_after.total_seconds() * 1e6)
             )
@@ -417,10 +417,13 @@ def _route(items: list[Item]) -> dict[str, list[Item]]:
 
 
 def _seqs(
-    chunks: list[WaveformChunk], statuses: list[DeviceStatus]
+    vitals: tuple[tuple[str, int, int], ...],
+    chunks: list[WaveformChunk],
+    statuses: list[DeviceStatus],
 ) -> list[tuple[str, str, int, datetime]]:
     """Message sequence numbers, for finding messages lost upstream (devices.find_gaps)."""
-    out = [
+    out = [(device, "vitals", seq, _dt(received)) for device, seq, received in vitals]
+    out += [
         (c.device_id, "waveform", c.seq, _dt(c.received_us or 0))
         for c in chunks
         if c.seq is not None

@@ -109,9 +109,13 @@ def _measure(body: Mapping[str, object], key: str, units: Mapping[str, Unit]) ->
 
 
 def _put(
-    fields: Fields, problems: Problems, field: str, body: Mapping[str, object], key: str,
+    fields: Fields,
+    problems: Problems,
+    field: str,
+    body: Mapping[str, object],
+    key: str,
     units: Mapping[str, Unit],
-) -> None:  # fmt: skip
+) -> None:
     try:
         fields[field] = _measure(body, key, units)
     except DecodeError as exc:
@@ -137,7 +141,8 @@ def _blood_pressure(body: Mapping[str, object], fields: Fields, problems: Proble
 
 def _oxygen_saturation(body: Mapping[str, object], fields: Fields, problems: Problems) -> None:
     system, method = body.get("system"), body.get("measurement_method")
-    if system in _SPO2_SYSTEMS.get(method if isinstance(method, str) or method is None else "", ()):
+    allowed = _SPO2_SYSTEMS.get(method, ()) if isinstance(method, str | None) else ()
+    if system in allowed:
         _put(fields, problems, "spo2", body, "oxygen_saturation", _PERCENT)
     else:
         problems.append(

@@ -340,29 +340,22 @@ class Struck:
 
     name: str
     at: float  # fraction of the workload acknowledged to publishers when it struck
-    back_at: float  # ... when the part was running again
     struck_s: float
-    back_s: float
+    down_s: float  # until the part was running again
     acked_readings: int  # readings acknowledged to publishers when it struck
     stored_readings: int  # readings stored when it struck
-    stalled_s: float | None = None  # longest time without a commit, from the strike to catch-up
-    caught_up_s: float | None = None  # back → stored readings ≥ acked_readings
-
-    def measure(self, counter: StoredCounter, start: float) -> None:
-        """Fill in the recovery figures from the counter's samples."""
-        back = start + self.back_s
-        self.caught_up_s = counter.first_after(back, lambda n: n >= self.acked_readings)
-        if self.caught_up_s is not None:
-            self.stalled_s = counter.longest_stall(start + self.struck_s, back + self.caught_up_s)
+    recovered_s: float | None = None  # back → a reading published after that is stored
+    recovered_at: float = 1.0  # fraction of the workload acknowledged by then
+    stalled_s: float | None = None  # longest time without a commit, strike to recovery
 
     def line(self) -> str:
+        recovered = "never" if self.recovered_s is None else f"{self.recovered_s:.1f} s"
         stalled = "-" if self.stalled_s is None else f"{self.stalled_s:.1f} s"
-        caught = "never" if self.caught_up_s is None else f"{self.caught_up_s:.1f} s"
         return (
             f"{self.name:<18} at {self.at:4.0%} (t={self.struck_s:5.1f} s): down "
-            f"{self.back_s - self.struck_s:4.1f} s, no commit for {stalled}, caught up {caught} "
-            f"after it was back ({self.acked_readings:,} acked, {self.stored_readings:,} stored "
-            "when struck)"
+            f"{self.down_s:4.1f} s, recovered {recovered} after that, no commit for {stalled} "
+            f"(when struck: {self.acked_readings:,} readings acked, {self.stored_readings:,} "
+            "stored)"
         )
 
 
@@ -470,9 +463,9 @@ def _describe_missing(w: wl.Workload, missing: np.ndarray, faults: Sequence[Stru
     low, high = messages[0] / w.messages_per_device, (messages[-1] + 1) / w.messages_per_device
     devices = sorted({wl.unpack(int(k))[0] for k in missing.tolist()})
     near = [
-        f"{f.name} ({f.at:.0%}-{f.back_at:.0%})"
+        f"{f.name} (struck at {f.at:.0%}, recovered by {f.recovered_at:.0%})"
         for f in faults
-        if f.at - 0.05 <= high and low <= f.back_at + 0.05
+        if f.at - 0.05 <= high and low <= f.recovered_at + 0.05
     ]
     examples = ", ".join(_show_key(w, k) for k in missing[:5].tolist())
     return (
@@ -554,7 +547,7 @@ class Timeouts:
     fault_s: float = 120  # publishers reach a fault's moment
     publish_s: float = 300  # publishers get every PUBACK
     drain_s: float = 120  # everything acknowledged is stored
-    recover_s: float = 60  # ingest stores what was acknowledged before a fault
+    recover_s: float = 60  # a reading published after a fault is stored
     stall_s: float = 20  # no reading stored for this long after publishing ended: give up
     stop_s: float = 40  # ingest exits after SIGTERM
 
@@ -590,7 +583,13 @@ def run(
         stack.callback(ingest.kill)
         ingest.start()
         say(f"services up: {mqtt_url}, {db_url}; waiting for ingest")
-        _probe(mqtt_url, db_url, workload, ingest, timeouts.start_s)
+        probe = Probe(mqtt_url, db_url, _probe_device(workload))
+        stack.callback(probe.close)
+        if probe.stored_after(timeouts.start_s, lambda: _check_started(ingest)) is None:
+            raise HarnessError(
+                f"ingest stored no probe reading in {timeouts.start_s:.0f} s:\n"
+                + _tail(ingest.log_path)
+            )
 
         counter = StoredCounter(db_url, workload.device_prefix)
         counter.start()
@@ -632,33 +631,27 @@ def run(
                 return acked() >= f.at * workload.messages
 
             _until(
-                f"publishers to reach {fault.at:.0%} before {fault.name}",
-                reached,
-                timeouts.fault_s,
-                0.02,
+                f"publishers to reach {fault.at:.0%} for {fault.name}", reached, timeouts.fault_s
             )
-            t = time.monotonic()
-            at_acked = acked()
+            t, at_acked = time.monotonic(), acked()
             say(f"{t - start:6.1f} s  {fault.name} at {at_acked / workload.messages:.0%}")
             fault.strike(Rig(broker, database, ingest), fault.down_s)
             back = time.monotonic()
             hit = Struck(
                 name=fault.name,
                 at=at_acked / workload.messages,
-                back_at=acked() / workload.messages,
                 struck_s=t - start,
-                back_s=back - start,
+                down_s=back - t,
                 acked_readings=at_acked * per_message,
                 stored_readings=counter.at(t),
             )
             struck.append(hit)
-            # The next fault strikes a recovered system: one fault at a time, each attributable.
-            with contextlib.suppress(HarnessError):
-                _until(
-                    f"ingest to catch up after {fault.name}",
-                    lambda hit=hit: watch_ingest() or counter.latest >= hit.acked_readings,
-                    timeouts.recover_s,
-                )
+            # The next fault strikes a recovered system: one at a time, each attributable.
+            hit.recovered_s = probe.stored_after(timeouts.recover_s, watch_ingest)
+            hit.recovered_at = acked() / workload.messages
+            if hit.recovered_s is not None:
+                hit.stalled_s = counter.longest_stall(t, back + hit.recovered_s)
+            say(f"{time.monotonic() - start:6.1f} s  recovered: {hit.line()}")
 
         codes = [p.wait(timeouts.publish_s) for p in pubs]
         publish_s = max((p.stats or {}).get("seconds", 0.0) for p in pubs)
@@ -671,8 +664,6 @@ def run(
             died.append(ingest.exited())
         ingest_exit = ingest.stop(timeouts.stop_s)
         counter.stop()
-        for s in struck:
-            s.measure(counter, start)
         verdict, quarantined = verify(db_url, workload)
         return Outcome(
             workload=workload,
@@ -728,35 +719,72 @@ def _probe_device(workload: wl.Workload) -> str:
     return f"probe-{workload.run_id}"
 
 
-def _probe(
-    mqtt_url: str, db_url: str, workload: wl.Workload, ingest: Ingest, timeout_s: float
-) -> None:
-    """Publish a reading until one is stored: ingest is subscribed and committing."""
-    endpoint = MqttEndpoint.from_url(mqtt_url)
-    client = make_client(endpoint, f"probe-{workload.run_id}")
-    client.connect(endpoint.host, endpoint.port)
-    client.loop_start()
-    device = _probe_device(workload)
-    topic = f"wardwatch/v1/devices/{device}/vitals"
-    try:
-        with psycopg.connect(db_url, autocommit=True) as conn:
+def _check_started(ingest: Ingest) -> None:
+    code = ingest.exited()
+    if code is not None:
+        raise HarnessError(
+            f"ingest exited with code {code} while starting:\n{_tail(ingest.log_path)}"
+        )
 
-            def stored() -> bool:
-                if ingest.exited() is not None:
-                    raise HarnessError(
-                        f"ingest exited with code {ingest.exited()} while starting:\n"
-                        f"{_tail(ingest.log_path)}"
-                    )
-                client.publish(topic, orjson.dumps({"ts": time.time(), "heart_rate": 70}), qos=1)
-                row = conn.execute(
-                    "select count(*) from readings where device_id = %s", (device,)
-                ).fetchone()
-                return bool(row and row[0])
 
-            _until("ingest to store a probe reading", stored, timeout_s, 0.5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+class Probe:
+    """A device of the harness's own: a reading it publishes after a fault times the recovery.
+
+    The reading queues behind whatever the broker holds for ingest, so it is stored only once
+    ingest is connected again, has drained the backlog, and commits.
+    """
+
+    def __init__(self, mqtt_url: str, database_url: str, device_id: str) -> None:
+        self._db_url = database_url
+        self._device = device_id
+        self._topic = f"wardwatch/v1/devices/{device_id}/vitals"
+        endpoint = MqttEndpoint.from_url(mqtt_url)
+        self._client = make_client(endpoint, f"{device_id}-pub")
+        self._client.connect_async(endpoint.host, endpoint.port, keepalive=10)
+        self._client.loop_start()
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def stored_after(self, timeout_s: float, check: Callable[[], None]) -> float | None:
+        """Publish a reading now (again every second); seconds until one is stored, or None.
+
+        paho keeps and resends what the broker did not acknowledge; publishing again covers a
+        broker that had no subscriber yet (the first start) and any message lost in a restart.
+        """
+        begin = time.monotonic()
+        sent_from = time.time() - 0.001  # the stored time keeps whole microseconds
+        next_send = begin
+        while time.monotonic() - begin < timeout_s:
+            check()
+            if time.monotonic() >= next_send:
+                self._client.publish(
+                    self._topic, orjson.dumps({"ts": time.time(), "heart_rate": 70}), qos=1
+                )
+                next_send += 1.0
+            if self._latest() >= sent_from:
+                return time.monotonic() - begin
+            time.sleep(0.05)
+        return None
+
+    def _latest(self) -> float:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._db_url, connect_timeout=2, autocommit=True)
+            row = self._conn.execute(
+                "select extract(epoch from max(ts))::float8 from readings where device_id = %s",
+                (self._device,),
+            ).fetchone()
+        except psycopg.Error:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            return 0.0
+        return float(row[0]) if row and row[0] is not None else 0.0
 
 
 @contextlib.contextmanager

@@ -819,3 +819,21 @@ def test_documented_examples_decode_cleanly() -> None:
         decoded = decode(example.encode(), topic=topic)
         assert decoded.rejected == ()
         assert len(decoded.readings) > 0
+
+
+def test_seq_numbers_are_collected_for_gap_detection_and_checked() -> None:
+    topic = "wardwatch/v1/devices/w-1/vitals"
+    ok = orjson.dumps(
+        [
+            {"ts": "2026-11-28T10:00:00Z", "heart_rate": 70, "seq": 41},
+            {"ts": "2026-11-28T10:01:00Z", "heart_rate": 71, "seq": 42},
+        ]
+    )
+    bad = orjson.dumps({"ts": "2026-11-28T10:02:00Z", "heart_rate": 72, "seq": -1})
+    received = 1_800_000_000_000_000
+    decoded = decode_batch([(topic, ok, received), (topic, bad, received)], max_future_us=10**15)
+    assert decoded.seqs == (("w-1", 41, received), ("w-1", 42, received))
+    assert len(decoded.readings) == 3  # a bad seq loses nothing else
+    assert [(r.reason, r.detail) for r in decoded.rejected] == [
+        ("wrong type", "seq -1: expected a non-negative integer")
+    ]
