@@ -7,7 +7,7 @@ that runs twice, or after a restart, neither drops nor repeats anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import psycopg
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import decide
-from alerts.model import Rule
+from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
 from alerts.rules import gap_condition, no_data_condition
 from storage import alerts as alert_store
@@ -44,36 +44,18 @@ def check_silence(
     raised: Counter | None = None,
 ) -> int:
     """Open, or resolve, the "no data" alert of every currently assigned device."""
-    changes = 0
-    with conn.transaction():
-        # One checker at a time across workers; another worker's tick simply skips.
-        got = conn.execute("select pg_try_advisory_xact_lock(%s)", (_SILENCE_LOCK,)).fetchone()
-        if not (got and got[0]):
-            return 0
-        contacts = assignments.current_contacts(conn, now)
-        current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
-        for c in contacts:
-            condition = no_data_condition(
-                c.patient_id,
-                c.device_id,
-                last_received=c.last_received_at,
-                enrolled_at=c.valid_from,
-                now=now,
-                silent_after=silent_after,
-            )
-            # Data flowing again is the whole cure: resolve at once, no hold-down.
-            transition = decide(
-                current.get((c.patient_id, Rule.NO_DATA)), condition, at=now, hold_down=timedelta(0)
-            )
-            if transition is None:
-                continue
-            outcome = alert_store.apply(
-                conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
-            )
-            if raised is not None and outcome.kind == "fired":
-                raised.labels(severity=outcome.severity.label).inc()
-            changes += 1
-    return changes
+
+    def condition(c: assignments.Contact) -> Condition | None:
+        return no_data_condition(
+            c.patient_id,
+            c.device_id,
+            last_received=c.last_received_at,
+            enrolled_at=c.valid_from,
+            now=now,
+            silent_after=silent_after,
+        )
+
+    return _device_rule(conn, Rule.NO_DATA, condition, _SILENCE_LOCK, now, policy, channels, raised)
 
 
 def check_gaps(
@@ -91,24 +73,45 @@ def check_gaps(
     A gap counts once the message after it has waited ``grace`` for reordered ones to arrive; it
     keeps the alert open while it lies within ``window``.
     """
-    changes = 0
+    found: dict[str, list[tuple[str, int, int]]] = {}
     with conn.transaction():
-        got = conn.execute("select pg_try_advisory_xact_lock(%s)", (_GAP_LOCK,)).fetchone()
-        if not (got and got[0]):
-            return 0
-        found: dict[str, list[tuple[str, int, int]]] = {}
         for device, stream, first, last in devices.find_gaps(
             conn, since=now - window, grace_until=now - grace
         ):
             found.setdefault(device, []).append((stream, first, last))
+
+    def condition(c: assignments.Contact) -> Condition | None:
+        return gap_condition(c.patient_id, c.device_id, found.get(c.device_id, []))
+
+    return _device_rule(conn, Rule.MESSAGE_GAP, condition, _GAP_LOCK, now, policy, channels, raised)
+
+
+def _device_rule(
+    conn: Conn,
+    rule: Rule,
+    condition: Callable[[assignments.Contact], Condition | None],
+    lock: int,
+    now: datetime,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None,
+) -> int:
+    """Bring one technical rule's alerts in line for every currently assigned device.
+
+    The cure of a device problem is the device working again: alerts resolve at once, no
+    hold-down. One worker runs a rule at a time; another worker's tick simply skips.
+    """
+    changes = 0
+    with conn.transaction():
+        got = conn.execute("select pg_try_advisory_xact_lock(%s)", (lock,)).fetchone()
+        if not (got and got[0]):
+            return 0
         contacts = assignments.current_contacts(conn, now)
         current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
         for c in contacts:
-            condition = gap_condition(c.patient_id, c.device_id, found.get(c.device_id, []))
             transition = decide(
-                current.get((c.patient_id, Rule.MESSAGE_GAP)), condition, at=now,
-                hold_down=timedelta(0),
-            )  # fmt: skip
+                current.get((c.patient_id, rule)), condition(c), at=now, hold_down=timedelta(0)
+            )
             if transition is None:
                 continue
             outcome = alert_store.apply(
