@@ -119,19 +119,29 @@ def mosquitto(
     data_dir: Path, port: int | None = None, *, persistence: bool = True
 ) -> Iterator[str]:
     """Run Mosquitto on 127.0.0.1; yields its ``mqtt://`` URL."""
+    port = port or free_port()
+    config = mosquitto_config(port, data_dir, persistence=persistence)
+    with _mosquitto_process(data_dir, port, config, "mosquitto"):
+        yield f"mqtt://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def _mosquitto_process(
+    data_dir: Path, port: int, config: str, what: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run Mosquitto with ``config`` (written under ``data_dir``); stop it when done."""
     binary = mosquitto_binary()
     if binary is None:
         raise EmbeddedError("mosquitto is not installed")
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     conf = data_dir / "mosquitto.conf"
-    conf.write_text(mosquitto_config(port, data_dir, persistence=persistence))
+    conf.write_text(config)
     proc = subprocess.Popen(
         [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        _wait_for_port(port, proc, "mosquitto", 10)
-        yield f"mqtt://127.0.0.1:{port}"
+        _wait_for_port(port, proc, what, 10)
+        yield proc
     finally:
         _stop(proc)
 
@@ -478,20 +488,9 @@ def mosquitto_tls(
     port: int | None = None,
 ) -> Iterator[SecureBroker]:
     """Run Mosquitto on 127.0.0.1 with TLS, passwords and ACL; yields the running broker."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise EmbeddedError("mosquitto is not installed")
-    data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    conf = data_dir / "mosquitto.conf"
-    conf.write_text(
-        mosquitto_tls_config(port, data_dir, tls, password_file=password_file, acl_file=acl_file)
+    config = mosquitto_tls_config(
+        port, data_dir, tls, password_file=password_file, acl_file=acl_file
     )
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        _wait_for_port(port, proc, "mosquitto (TLS)", 10)
+    with _mosquitto_process(data_dir, port, config, "mosquitto (TLS)") as proc:
         yield SecureBroker(port, tls.ca_file, data_dir / "mosquitto.log", proc)
-    finally:
-        _stop(proc)
