@@ -53,6 +53,7 @@ test: $(STAMP) browser lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .hypothesis .import_linter_cache

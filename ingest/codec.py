@@ -149,6 +149,27 @@ def device_from_topic(topic: str) -> str:
     return match.group(1)
 
 
+def newest_ts_us(payload: bytes, *, cap_us: int) -> int | None:
+    """The newest ``ts`` among a v1 payload's samples, at most ``cap_us``; None if it has none.
+
+    A cheap look for the rate limiter (ingest.ratelimit), which meters devices on event time as
+    well as receipt time; anything malformed is the decoder's business and gives None here.
+    """
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    newest: int | None = None
+    for sample in doc if type(doc) is list else [doc]:
+        if type(sample) is dict and "ts" in sample:
+            try:
+                ts_us, _offset = _timestamp(sample["ts"])
+            except DecodeError:
+                continue
+            newest = ts_us if newest is None else max(newest, ts_us)
+    return None if newest is None else min(newest, cap_us)
+
+
 def encode_samples(samples: Sequence[Mapping[str, object]]) -> bytes:
     """Encode samples as a v1 payload: a JSON array of objects.
 

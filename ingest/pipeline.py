@@ -23,7 +23,7 @@ from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import DEFAULT_HOLD_DOWN, decide
 from alerts.model import Rule
 from alerts.rules import news2_condition
-from ingest.codec import DecodeError, Rejected, decode_batch
+from ingest.codec import DecodeError, Rejected, decode_batch, newest_ts_us
 from ingest.ratelimit import Limit, RateLimiter
 from ingest.resolve import Resolver
 from ingest.status import decode_statuses, status_readings
@@ -254,6 +254,7 @@ class Pipeline:
         known: list[Item] = []
         unknown: list[Item] = []
         flooded: list[Item] = []
+        max_future_us = int(self._settings.max_future.total_seconds() * 1e6)
         refreshed = False
         for item in items:
             try:
@@ -266,7 +267,9 @@ class Pipeline:
                 refreshed = True
             if not self._resolver.knows(device):
                 unknown.append(item)
-            elif not limit_rate or self._limiter.allow(device, item[2]):
+            elif not limit_rate or self._limiter.allow(
+                device, item[2], newest_ts_us(item[1], cap_us=item[2] + max_future_us)
+            ):
                 known.append(item)
             else:
                 flooded.append(item)

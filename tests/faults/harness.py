@@ -2,7 +2,7 @@
 child processes, and faults struck while they publish; then the stored readings are compared with
 the published set, key by key.
 
-Used by ``tests/faults/test_faults.py`` (about 100,000 readings per fault) and
+Used by ``tests/faults/test_faults.py`` (120,000 readings per fault) and
 ``python -m bench.faults`` (a million, every fault in one run). Every process started here is
 stopped when ``run`` returns or raises.
 """
@@ -55,6 +55,16 @@ def _tail(path: Path, lines: int = 25) -> str:
     except OSError:
         return "(no log)"
     return "\n".join("    " + line for line in text[-lines:])
+
+
+def _connect(url: str, statement_timeout_s: float = 5) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection that neither waits nor hangs long on a database that is away."""
+    return psycopg.connect(
+        url,
+        connect_timeout=2,
+        autocommit=True,
+        options=f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+    )
 
 
 # --- the parts ---------------------------------------------------------------------------------
@@ -236,7 +246,7 @@ class StoredCounter:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self._url, connect_timeout=2, autocommit=True)
+                    conn = _connect(self._url)
                 row = conn.execute(
                     "select count(*) from readings where device_id like %s", (self._prefix + "%",)
                 ).fetchone()
@@ -285,6 +295,7 @@ class Rig:
     broker: Service
     database: Service
     ingest: Ingest
+    workdir: Path
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -311,11 +322,48 @@ def restart_postgresql(rig: Rig, down_s: float) -> None:
     rig.database.start()
 
 
+def crash_postgresql(rig: Rig, down_s: float) -> None:
+    """Crash PostgreSQL (immediate shutdown: no checkpoint; WAL replay on start), start it again."""
+    pid_file = rig.workdir / "pg" / "pgdata" / "postmaster.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+    rig.database.stop()
+    time.sleep(down_s)
+    rig.database.start()
+
+
+def crash_broker_with_ingest_down(rig: Rig, down_s: float) -> None:
+    """``kill -9`` Mosquitto while it queues for a stopped ingest: it loses what it accepted
+    since its last save (``autosave_interval``). Expected to lose readings: see docs/delivery.md.
+    """
+    rig.ingest.kill()
+    time.sleep(down_s)
+    conf = str(rig.workdir / "mqtt" / "mosquitto.conf")
+    os.kill(_child_running(conf), signal.SIGKILL)
+    rig.broker.stop()
+    rig.broker.start()
+    rig.ingest.start()
+
+
+def _child_running(argument: str) -> int:
+    """The pid of our own child process whose command line holds ``argument``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and argument.encode() in argv:
+            return int(entry.name)
+    raise HarnessError(f"no child process of ours runs with {argument}")
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     name: str
     strike: Callable[[Rig, float], None]
-    at: float  # fraction of the workload acknowledged to the publishers when it strikes
+    at: float  # fraction of the workload both acknowledged to publishers and stored
     down_s: float = 1.0
 
 
@@ -329,6 +377,14 @@ def restart_broker_at(at: float, down_s: float = 1.0) -> Fault:
 
 def restart_postgresql_at(at: float, down_s: float = 1.0) -> Fault:
     return Fault("restart PostgreSQL", restart_postgresql, at, down_s)
+
+
+def crash_postgresql_at(at: float, down_s: float = 1.0) -> Fault:
+    return Fault("crash PostgreSQL", crash_postgresql, at, down_s)
+
+
+def crash_broker_at(at: float, down_s: float = 5.0) -> Fault:
+    return Fault("kill -9 broker", crash_broker_with_ingest_down, at, down_s)
 
 
 # --- the outcome -------------------------------------------------------------------------------
@@ -480,7 +536,7 @@ def verify(database_url: str, workload: wl.Workload) -> tuple[Verdict, dict[str,
     expected_keys, expected_values = workload.expected()
     index = {workload.device_id(d): d for d in range(workload.devices)}
     pattern = workload.device_prefix + "%"
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with _connect(database_url, statement_timeout_s=120) as conn:
         rows = conn.execute(
             "select device_id, metric, ts, value from readings where device_id like %s",
             (pattern,),
@@ -627,15 +683,18 @@ def run(
         for fault in faults:
 
             def reached(f: Fault = fault) -> bool:
+                # Both published and stored: with publishers faster than ingest, faults still
+                # strike while ingest works through the workload rather than after it.
                 watch_ingest()
-                return acked() >= f.at * workload.messages
+                done = min(acked() * per_message, counter.latest) / workload.readings
+                return done >= f.at
 
             _until(
                 f"publishers to reach {fault.at:.0%} for {fault.name}", reached, timeouts.fault_s
             )
             t, at_acked = time.monotonic(), acked()
             say(f"{t - start:6.1f} s  {fault.name} at {at_acked / workload.messages:.0%}")
-            fault.strike(Rig(broker, database, ingest), fault.down_s)
+            fault.strike(Rig(broker, database, ingest, workdir), fault.down_s)
             back = time.monotonic()
             hit = Struck(
                 name=fault.name,
@@ -649,21 +708,25 @@ def run(
             # The next fault strikes a recovered system: one at a time, each attributable.
             hit.recovered_s = probe.stored_after(timeouts.recover_s, watch_ingest)
             hit.recovered_at = acked() / workload.messages
-            if hit.recovered_s is not None:
-                hit.stalled_s = counter.longest_stall(t, back + hit.recovered_s)
-            say(f"{time.monotonic() - start:6.1f} s  recovered: {hit.line()}")
+            rec = "never" if hit.recovered_s is None else f"{hit.recovered_s:.1f} s after"
+            say(f"{time.monotonic() - start:6.1f} s  recovered {rec} it was back")
 
         codes = [p.wait(timeouts.publish_s) for p in pubs]
         publish_s = max((p.stats or {}).get("seconds", 0.0) for p in pubs)
-        say(f"{publish_s:6.1f} s  publishers done: exit codes {codes}")
+        say(f"publishers finished after {publish_s:.1f} s: exit codes {codes}")
         stored_s = _drain(counter, workload.readings, timeouts, say, start)
         say(
             f"{time.monotonic() - start:6.1f} s  {counter.latest:,} of {workload.readings:,} stored"
         )
-        if ingest.exited() is not None:
-            died.append(ingest.exited())
+        code = ingest.exited()
+        if code is not None:
+            died.append(code)
         ingest_exit = ingest.stop(timeouts.stop_s)
         counter.stop()
+        for hit in struck:
+            if hit.recovered_s is not None:
+                t = start + hit.struck_s
+                hit.stalled_s = counter.longest_stall(t, t + hit.down_s + hit.recovered_s)
         verdict, quarantined = verify(db_url, workload)
         return Outcome(
             workload=workload,
@@ -703,7 +766,7 @@ def _drain(
 
 def _enrol(database_url: str, workload: wl.Workload) -> None:
     since = datetime.fromtimestamp(workload.t0_s, UTC) - timedelta(days=1)
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(database_url, connect_timeout=10) as conn:
         for device in [*range(workload.devices), -1]:
             device_id = _probe_device(workload) if device < 0 else workload.device_id(device)
             assignments.enrol(
@@ -774,7 +837,7 @@ class Probe:
     def _latest(self) -> float:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._db_url, connect_timeout=2, autocommit=True)
+                self._conn = _connect(self._db_url)
             row = self._conn.execute(
                 "select extract(epoch from max(ts))::float8 from readings where device_id = %s",
                 (self._device,),

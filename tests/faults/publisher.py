@@ -108,11 +108,13 @@ def publish(
     stats = Stats(messages=len(plan))
     tracker = _Tracker(len(plan))
     connected = threading.Event()
+    connected_at = [0.0]
 
     def on_connect(client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
         if not rc.is_failure:
             set_nodelay(client)
             stats.connects += 1
+            connected_at[0] = time.monotonic()
             connected.set()
 
     def on_disconnect(_c: mqtt.Client, _u: object, _f: object, _rc: object, _p: object) -> None:
@@ -149,10 +151,11 @@ def publish(
 
         def resend_stale(upto: int) -> None:
             if not connected.is_set():
-                return  # paho resends in-flight messages itself on reconnecting
-            now = time.monotonic()
+                return
+            # paho resends what was in flight when it reconnects: give that time to be acked too.
+            since = time.monotonic() - resend_after_s
             for seq in range(upto):
-                if not tracker.acked[seq] and now - last_sent[seq] > resend_after_s:
+                if not tracker.acked[seq] and max(last_sent[seq], connected_at[0]) < since:
                     send(seq)
                     stats.republished += 1
 
@@ -176,7 +179,7 @@ def publish(
                 next_seq += 1
                 continue
             with tracker.lock:  # woken by the next PUBACK, or when the next message is due
-                tracker.lock.wait(min(0.05, max(0.0, due - now)))
+                tracker.lock.wait(0.05 if due <= now else min(0.05, due - now))
     finally:
         client.disconnect()
         client.loop_stop()

@@ -9,6 +9,7 @@ a million readings through every fault in one run: ``python -m bench.faults``.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ import pytest
 
 from tests.faults import harness
 from tests.faults.workload import Workload
+
+log = logging.getLogger(__name__)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -56,4 +59,4 @@ def test_every_published_reading_is_stored_exactly_once(faults: Sequence[harness
     assert all(s.recovered_s is not None for s in outcome.faults), (
         "a reading published after a fault was not stored in time:\n" + report
     )
-    print(report)  # shown with -s / -rP: the figures docs/delivery.md quotes
+    log.info("%s", report)  # the figures: pytest -o log_cli=true -o log_cli_level=INFO

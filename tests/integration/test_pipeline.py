@@ -346,7 +346,11 @@ def test_late_floods_and_quarantine_retry(database_url: str, uid: str) -> None:
             valid_from=T0 - timedelta(days=1),
         )
     flood = [
-        _msg(device, [{"ts": (T0 + timedelta(seconds=i)).isoformat(), "heart_rate": 70}], T0)
+        _msg(
+            device,
+            [{"ts": (T0 + timedelta(milliseconds=100 * i)).isoformat(), "heart_rate": 70}],
+            T0,
+        )
         for i in range(5)
     ]
     result = p.process(flood)

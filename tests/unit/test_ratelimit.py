@@ -50,3 +50,15 @@ def test_restoring_a_snapshot_gives_back_the_tokens_of_a_rolled_back_batch() -> 
     limiter.restore(saved)  # the batch was rolled back: it comes again
     assert limiter.allow("a", 0)
     assert limiter.allow("a", 0)
+
+
+def test_a_backlog_delivered_at_once_is_metered_on_its_event_times() -> None:
+    # One message a minute for an hour, queued by the broker during an outage and delivered
+    # 1 ms apart: receipt time says flood, event time says a normal device.
+    limiter = RateLimiter(Limit(per_second=1, burst=3))
+    t0, minute = 1_000_000_000_000, 60_000_000
+    allowed = [limiter.allow("a", t0 + i * 1000, t0 + i * minute) for i in range(60)]
+    assert all(allowed)
+    # The same burst stamped with one event time is a flood.
+    flood = RateLimiter(Limit(per_second=1, burst=3))
+    assert [flood.allow("a", t0 + i * 1000, t0) for i in range(5)] == [True] * 3 + [False] * 2
