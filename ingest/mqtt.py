@@ -118,7 +118,8 @@ def make_client(
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:
         client.tls_set(ca_certs=endpoint.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # Capped at 5 s: after an outage the ward should be watched again within seconds.
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
 
 

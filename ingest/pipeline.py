@@ -469,7 +469,7 @@ def run(
                     "database unavailable (%s); retrying batch in %.1f s", type(exc).__name__, delay
                 )
                 stop.wait(next(retry_delays) if retry_delays else delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 5.0)  # back within seconds once the database is
         on_committed(index)
         total.add(result)
         if stop.is_set():
