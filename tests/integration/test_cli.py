@@ -281,3 +281,48 @@ def test_record_then_replay_through_the_command_line(mqtt_url: str, tmp_path: Pa
     replayed = wardwatch("replay", str(out), "--speed", "100", "--mqtt-url", mqtt_url)
     assert replayed.returncode == 0, replayed.stderr
     assert f"replayed {recorded} messages" in replayed.stdout
+
+
+def test_quarantine_list_then_retry_after_enrolment(database_url: str, uid: str) -> None:
+    device = f"dev-{uid}"
+    ts = datetime(2026, 11, 28, 8, tzinfo=UTC)
+    p = pipe.Pipeline(
+        database_url,
+        settings=pipe.Settings(max_future=timedelta(days=3650)),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: datetime.now(UTC),
+    )
+    payload = orjson.dumps([{"ts": ts.isoformat(), "heart_rate": 88, "spo2": 95}])
+    try:
+        p.process([(f"wardwatch/v1/devices/{device}/vitals", payload, int(time.time() * 1e6))])
+    finally:
+        p.close()
+    listed = wardwatch("quarantine", "list", "--database-url", database_url)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{device}\tunknown device\tdevice {device} is not enrolled" in listed.stdout
+    assert "waiting for retry: unknown device 1" in listed.stderr
+
+    enrolled = wardwatch(
+        "enrol",
+        "--device",
+        device,
+        "--patient",
+        f"pt-{uid}",
+        "--ward",
+        "w",
+        "--since",
+        (ts - timedelta(hours=1)).isoformat(),
+        "--database-url",
+        database_url,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    for _ in range(2):  # a second retry finds nothing left and doubles nothing
+        retried = wardwatch(
+            "quarantine", "retry", "--reason", "unknown device", "--database-url", database_url
+        )
+        assert retried.returncode == 0, retried.stderr
+    assert "retried 0 messages" in retried.stdout
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select count(*) from readings").fetchone() == (2,)
+    after = wardwatch("quarantine", "list", "--all", "--database-url", database_url)
+    assert "(retried " in after.stdout
