@@ -53,6 +53,7 @@ test: $(STAMP) browser lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.signals
 	$(BIN)/python -m bench.faults
 
 clean:

@@ -1,0 +1,132 @@
+"""``python -m bench.signals``: wardwatch's beat detection and HRV against NeuroKit2, same run.
+
+Accuracy and time per 30-minute MIT-BIH record (R peaks, 150 ms window), and time-domain HRV per
+24 hours of beats (MIT-BIH Long-Term record 14046, labelled beats). NeuroKit2 is a development
+dependency used only here. Figures are printed, never asserted (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from signals.baseline import Baseline
+from signals.beats import ecg_r_peaks, score_detections
+from signals.hrv import clean_nn, time_domain
+from signals.news2 import news2_from_latest
+from signals.risk import Feature, daily_risk
+from signals.vitals import Metric
+from tests.wfdb_io import read_beats, read_record
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "mitdb"
+LTDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ltdb"
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def records() -> dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]]:
+    rec = read_record(DATA / "100.hea")
+    beats, _ = read_beats(DATA / "100.atr")
+    out = {"100": (rec.signals[:, 0], beats)}
+    for name in ("105", "106"):
+        ecg = np.load(DATA / f"mitdb_{name}_MLII_adu.npy").astype(np.float64) / 200.0
+        ref = pd.read_csv(DATA / f"mitdb_{name}_beats_all.csv")["R"].to_numpy(np.int64)
+        out[name] = (ecg, ref)
+    return out
+
+
+def nk_r_peaks(ecg: npt.NDArray[np.float64], fs: float) -> npt.NDArray[np.int64]:
+    import neurokit2 as nk  # noqa: PLC0415 - development dependency, bench only
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=fs), sampling_rate=fs)
+    return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+
+
+def bench_r_peaks() -> None:
+    fs = 360.0
+    print("\n## R peaks, MIT-BIH (30 min, 360 Hz), 150 ms window: wardwatch vs NeuroKit2")
+    print(
+        f"{'record':>6} {'ww Se':>7} {'ww +P':>7} {'ww s':>6} {'nk Se':>7} {'nk +P':>7} "
+        f"{'nk s':>6} {'speed-up':>8}"
+    )
+    for name, (ecg, ref) in records().items():
+        ww_s = best_of(lambda e=ecg: ecg_r_peaks(e, fs))
+        nk_s = best_of(lambda e=ecg: nk_r_peaks(e, fs))
+        ww = score_detections(ecg_r_peaks(ecg, fs), ref, fs)
+        nk = score_detections(nk_r_peaks(ecg, fs), ref, fs)
+        print(
+            f"{name:>6} {100 * ww[0]:>6.2f}% {100 * ww[1]:>6.2f}% {ww_s:>6.2f} "
+            f"{100 * nk[0]:>6.2f}% {100 * nk[1]:>6.2f}% {nk_s:>6.2f} {nk_s / ww_s:>7.1f}x"
+        )
+
+
+def bench_hrv() -> None:
+    import neurokit2 as nk  # noqa: PLC0415
+
+    atr = LTDB / "14046.atr"
+    if not atr.exists():
+        print(f"\n(HRV benchmark skipped: {atr} not found)")
+        return
+    samples, codes = read_beats(atr)
+    fs = 128.0
+    rr = np.diff(samples) / fs * 1000.0
+    labels = np.where(codes == 1, "N", "V")
+    day = int(24 * 3600 / 0.8)
+    rr, labels = rr[:day], labels[: day + 1]
+    print(f"\n## Time-domain HRV on {rr.size:,} beats (LTDB 14046, ~24 h): wardwatch vs NeuroKit2")
+    ww_s = best_of(lambda: time_domain(rr, mask=clean_nn(rr, labels=labels)[1]))
+    peaks = samples[: rr.size + 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nk_s = best_of(lambda: nk.hrv_time(peaks, sampling_rate=fs))
+    print(
+        f"wardwatch clean_nn + time_domain: {ww_s * 1000:.1f} ms; "
+        f"NeuroKit2 hrv_time: {nk_s * 1000:.1f} ms; speed-up {nk_s / ww_s:.1f}x"
+    )
+
+
+def bench_per_patient() -> None:
+    print("\n## Per-patient cost of scoring a batch (sets how many patients one core follows)")
+    now = 1_800_000_000_000_000
+    latest = {
+        Metric.HEART_RATE: (now, 92.0),
+        Metric.SPO2: (now, 94.0),
+        Metric.RESP_RATE: (now, 21.0),
+        Metric.TEMPERATURE: (now, 38.2),
+    }
+    usual = {f: Baseline(1.0, 0.1, 28) for f in Feature}
+    day = dict.fromkeys(Feature, 1.2)
+    n = 20_000
+    news2_s = best_of(
+        lambda: [news2_from_latest(latest, at_us=now, freshness_us=3_600_000_000) for _ in range(n)]
+    )
+    risk_s = best_of(lambda: [daily_risk(day, usual) for _ in range(n)])
+    print(
+        f"NEWS2 from latest values: {news2_s / n * 1e6:.1f} µs; daily risk with contributions: "
+        f"{risk_s / n * 1e6:.1f} µs per patient"
+    )
+
+
+def main() -> None:
+    bench_r_peaks()
+    bench_hrv()
+    bench_per_patient()
+
+
+if __name__ == "__main__":
+    main()
