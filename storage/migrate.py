@@ -68,11 +68,3 @@ def upgrade(url: str) -> list[str]:
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
-
-
-def current_version(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "select coalesce(max(version), 0) from schema_migrations where version < 1000"
-        ).fetchone()
-        return int(row[0]) if row else 0

@@ -133,8 +133,3 @@ def latest_values(
 
 def _latest_row(pid: str, code: int, ts_us: int, value: float) -> tuple[str, Metric, int, float]:
     return pid, Metric(code), ts_us, value
-
-
-def count_readings(conn: Conn) -> int:
-    row = conn.execute("select count(*) from readings").fetchone()
-    return int(row[0]) if row else 0  # type: ignore[call-overload]
