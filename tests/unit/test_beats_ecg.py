@@ -2,7 +2,7 @@
 
 The MIT-BIH excerpts live in tests/data/mitdb (provenance and licence in its README). Accuracy
 is pinned at what the detector achieves today, so a regression fails; the 99.5 % target
-(see docs/beats.md) is asserted separately and marked xfail where it is not yet met.
+(see docs/beats.md) is asserted separately.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ TARGET = 0.995  # issue "Signals": Se and +P ≥ 99.5 % on each record, 150 ms w
 SLACK = 0.0005  # pins may fall by at most 0.05 percentage points
 
 # (record, sensitivity, positive predictivity) achieved on 2026-11-28 (docs/beats.md).
-ACHIEVED = [("100", 0.9995, 1.0000), ("105", 0.9968, 0.9895), ("106", 0.9995, 1.0000)]
+ACHIEVED = [("100", 0.9995, 1.0000), ("105", 0.9976, 0.9961), ("106", 0.9995, 1.0000)]
 
 
 def load_record(record: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
@@ -60,20 +60,7 @@ def test_accuracy_does_not_regress(
     assert got_ppv >= ppv - SLACK
 
 
-@pytest.mark.parametrize(
-    "record",
-    [
-        "100",
-        pytest.param(
-            "105",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="+P 98.96 % on noisy record 105: 27 false beats in motion artefact",
-            ),
-        ),
-        "106",
-    ],
-)
+@pytest.mark.parametrize("record", ["100", "105", "106"])
 def test_accuracy_target(
     scores: dict[str, tuple[float, float, int, int, int]], record: str
 ) -> None:
