@@ -23,9 +23,10 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
@@ -338,3 +339,153 @@ def services(data_dir: Path, *, prefer_installed: bool = True) -> Iterator[Servi
             db_url, db_kind = stack.enter_context(pgserver_postgresql(data_dir / "pg")), "pgserver"
         log.info("embedded services: %s and %s under %s", mqtt_kind, db_kind, data_dir)
         yield ServiceUrls(mqtt_url, db_url, mqtt_kind, db_kind)
+
+
+# --- MQTT over TLS with passwords and an ACL (docs/security.md) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise EmbeddedError("openssl is not installed: it makes the test certificates")
+    done = subprocess.run(
+        [binary, *args], cwd=cwd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise EmbeddedError(f"openssl {args[0]} failed: {err}")
+
+
+def make_test_tls(directory: Path, *, days: int = 2) -> TlsFiles:
+    """A throwaway CA and a broker certificate for 127.0.0.1 and localhost, made by ``openssl``.
+
+    For tests and demos only: the CA's key is left beside it. P-256 keys, because generating them
+    takes milliseconds where RSA takes a noticeable fraction of a second.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    _openssl(
+        "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", str(days),
+        "-subj", "/CN=wardwatch test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "req", "-new", *ec, "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost",
+        cwd=directory,
+    )  # fmt: skip
+    (directory / "server.ext").write_text(
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature\n"
+        "extendedKeyUsage = serverAuth\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
+        "-days", str(days), "-extfile", "server.ext", "-out", "server.pem",
+        cwd=directory,
+    )  # fmt: skip
+    return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+
+
+def mosquitto_tls_config(
+    port: int, data_dir: Path, tls: TlsFiles, *, password_file: Path, acl_file: Path
+) -> str:
+    """A TLS-only listener that admits provisioned users only, each within its ACL.
+
+    deploy/mosquitto/mosquitto.conf is the production version of this, with its trade-offs.
+    """
+    lines = [
+        f"listener {port} 127.0.0.1",
+        f"cafile {tls.ca_file}",
+        f"certfile {tls.cert_file}",
+        f"keyfile {tls.key_file}",
+        "tls_version tlsv1.2",
+        "allow_anonymous false",
+        f"password_file {password_file}",
+        f"acl_file {acl_file}",
+        "persistence false",
+        "max_queued_messages 1000000",
+        "max_inflight_messages 1000",
+        "set_tcp_nodelay true",
+        f"log_dest file {data_dir}/mosquitto.log",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",  # refused CONNECTs and "Reloading config." are logged at this level
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")  # as in mosquitto_config: keep access to our data folder
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SecureBroker:
+    """A running Mosquitto with TLS, a password file and an ACL file."""
+
+    port: int
+    ca_file: Path
+    log_file: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    def url(self, username: str | None = None, password: str | None = None) -> str:
+        """An ``mqtts://`` URL for the ``ingest.mqtt`` adapter, trusting the broker's CA."""
+        auth = ""
+        if username is not None:
+            auth = quote(username, safe="")
+            if password is not None:
+                auth += ":" + quote(password, safe="")
+            auth += "@"
+        return f"mqtts://{auth}127.0.0.1:{self.port}?ca={quote(str(self.ca_file))}"
+
+    def reload(self, timeout_s: float = 10) -> None:
+        """Send SIGHUP (what an operator does after provisioning) and wait until it took effect.
+
+        Mosquitto reloads inside its single-threaded loop right after logging "Reloading config.",
+        so a connection made once that line is in the log sees the new files.
+        """
+        before = self._reloads()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while self._reloads() == before:
+            if self.proc.poll() is not None:
+                raise EmbeddedError(f"mosquitto exited with code {self.proc.returncode} on reload")
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"mosquitto did not reload in {timeout_s:.0f} s")
+            time.sleep(0.02)
+
+    def _reloads(self) -> int:
+        try:
+            return self.log_file.read_text(errors="replace").count("Reloading config.")
+        except FileNotFoundError:
+            return 0
+
+
+@contextlib.contextmanager
+def mosquitto_tls(
+    data_dir: Path,
+    tls: TlsFiles,
+    *,
+    password_file: Path,
+    acl_file: Path,
+    port: int | None = None,
+) -> Iterator[SecureBroker]:
+    """Run Mosquitto on 127.0.0.1 with TLS, passwords and ACL; yields the running broker."""
+    port = port or free_port()
+    config = mosquitto_tls_config(
+        port, data_dir, tls, password_file=password_file, acl_file=acl_file
+    )
+    with _mosquitto_process(data_dir, port, config, "mosquitto (TLS)") as proc:
+        yield SecureBroker(port, tls.ca_file, data_dir / "mosquitto.log", proc)
