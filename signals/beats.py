@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage, signal
 
+from signals.vitals import F64, I64
+
 __all__ = ["ecg_r_peaks", "score_detections"]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 #: QRS energy band, Hz: Pan & Tompkins 1985 pass 5–15 Hz, where QRS dominates P and T waves.
 QRS_BAND_HZ: Final = (5.0, 15.0)

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
+from signals.vitals import F64, I64
+
 __all__ = [
     "MAX_FS_HZ",
     "MIN_FS_HZ",
@@ -25,8 +27,6 @@ __all__ = [
     "rr_intervals_ms",
 ]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 #: Sampling rates the detector is specified for: wearables send 25–100 Hz, bedside monitors up to
 #: 500 Hz. At 20 Hz the 8 Hz band edge is already 0.8 of the Nyquist frequency and a sample is

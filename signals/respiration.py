@@ -21,6 +21,7 @@ import numpy.typing as npt
 from scipy import interpolate, signal
 
 from signals.pulse import bandpass_ppg, ppg_pulse_peaks
+from signals.vitals import F64
 
 __all__ = [
     "RESP_BAND_HZ",
@@ -29,7 +30,6 @@ __all__ = [
     "resp_rates_from_ppg",
 ]
 
-F64 = npt.NDArray[np.float64]
 
 #: Band searched for breathing, Hz: 6–42 breaths/min (Karlen 2013); it covers the NEWS2 range of
 #: interest, ≤ 8 to ≥ 25 breaths/min (RCP NEWS2 2017, Chart 1).

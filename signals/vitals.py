@@ -99,6 +99,7 @@ PLAUSIBLE: dict[Metric, PlausibleRange] = {
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 I16 = npt.NDArray[np.int16]
+F32 = npt.NDArray[np.float32]
 Strs = npt.NDArray[np.object_]
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
+
+from signals.vitals import F32, I64
 
 __all__ = [
     "MAX_CHUNK_S",
@@ -31,8 +32,6 @@ __all__ = [
     "join_chunks",
 ]
 
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 
 #: Longest chunk a device may send, in seconds of samples: bounds the work and memory one message
 #: can cause, and the window storage scans back when asked for the chunks overlapping a time.
