@@ -8,9 +8,8 @@ anywhere before the commit means the broker redelivers and the idempotent key ab
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -441,66 +440,4 @@ def _dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
 
 
-def run(
-    pipeline: Pipeline,
-    batches: Iterable[list[Item]],
-    *,
-    on_committed: Callable[[int], None] = lambda _i: None,
-    stop: threading.Event,
-    retry_delays: Iterator[float] | None = None,
-) -> BatchResult:
-    """Process batches until they end or ``stop``; a database outage retries the same batch.
-
-    ``on_committed(i)`` is called with the batch's index once it is durable, e.g. to acknowledge
-    its messages to the broker. Nothing is acknowledged or dropped while the database is away.
-    """
-    total = BatchResult()
-    for index, batch in enumerate(batches):
-        delay = 0.5
-        while True:
-            try:
-                result = _process_or_isolate(pipeline, batch)
-                break
-            except psycopg.OperationalError as exc:
-                pipeline.close()
-                if stop.is_set():
-                    return total
-                log.warning(
-                    "database unavailable (%s); retrying batch in %.1f s", type(exc).__name__, delay
-                )
-                stop.wait(next(retry_delays) if retry_delays else delay)
-                delay = min(delay * 2, 5.0)  # back within seconds once the database is
-        on_committed(index)
-        total.add(result)
-        if stop.is_set():
-            break
-    return total
-
-
-def _process_or_isolate(pipeline: Pipeline, batch: list[Item]) -> BatchResult:
-    """Process a batch; if it fails for any reason but an outage, find the message that fails.
-
-    One poisonous message (a bug, or a value the database refuses) must neither stop ingest nor
-    take its batch-mates down with it: the others are stored, it is quarantined with a reason.
-    """
-    try:
-        return pipeline.process(batch)
-    except psycopg.OperationalError:
-        raise
-    except Exception:
-        log.exception("a batch of %d messages failed; processing them one by one", len(batch))
-        pipeline.close()
-    total = BatchResult()
-    for item in batch:
-        try:
-            total.add(pipeline.process([item]))
-        except psycopg.OperationalError:
-            raise
-        except Exception as exc:
-            pipeline.close()
-            pipeline.quarantine_failed(item, exc)
-            total.add(BatchResult(messages=1, quarantined=1))
-    return total
-
-
-__all__ = ["BatchResult", "Pipeline", "PipelineMetrics", "Settings", "run"]
+__all__ = ["BatchResult", "Pipeline", "PipelineMetrics", "Settings"]

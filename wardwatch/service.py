@@ -19,6 +19,7 @@ from alerts.notify import Channel, LogChannel, WebhookChannel
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
+from ingest.loop import run as run_loop
 from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, subscription
 from storage import migrate
 from storage.ward import PostgresWard
@@ -122,7 +123,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 source.ack(pending.pop(0))
 
             try:
-                pipe.run(pipeline, batches(), on_committed=committed, stop=stop)
+                run_loop(pipeline, batches(), on_committed=committed, stop=stop)
             finally:
                 pipeline.close()
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
 from ingest import pipeline as pipe
+from ingest.loop import run as run_loop
 from signals.vitals import Metric
 from storage import alerts as alert_store
 from storage import assignments
@@ -262,7 +263,7 @@ def test_database_outage_retries_the_same_batch(ward: tuple[str, str, str]) -> N
             broken.close()
 
     flaky = Flaky()
-    total = pipe.run(
+    total = run_loop(
         flaky,
         [[_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)]],  # type: ignore[arg-type]
         on_committed=committed.append,
@@ -301,7 +302,7 @@ def test_a_poisonous_message_is_quarantined_and_its_batch_mates_stored(
         _msg(f"dev-{uid}-b", [{"ts": T0.isoformat(), "heart_rate": 66}], T0),
     ]
     committed: list[int] = []
-    total = pipe.run(p, [batch], on_committed=committed.append, stop=threading.Event())
+    total = run_loop(p, [batch], on_committed=committed.append, stop=threading.Event())
     assert committed == [0]  # the batch is acknowledged: nothing in it is lost
     assert (total.stored, total.quarantined) == (1, 1)
     with psycopg.connect(database_url) as conn:
