@@ -42,6 +42,7 @@ class Rule(enum.StrEnum):
     NEWS2 = "news2"
     NO_DATA = "no_data"
     MESSAGE_GAP = "message_gap"  # a device's numbered messages went missing upstream of us
+    RISK = "risk"  # behaviour-based risk: a sustained deviation from the patient's own baseline
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,11 @@ Pure functions of their inputs; the caller supplies scores, last-contact times a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from alerts.model import Condition, Rule, Severity
 from signals.news2 import News2
+from signals.risk import DEFAULT_RULES, Assessment
 
 # RCP NEWS2 2017, clinical response chart ("Chart 4"): thresholds that trigger a response.
 NEWS2_EMERGENCY_TOTAL = 7  # 7 or more: emergency response, continuous monitoring
@@ -97,3 +98,24 @@ def no_data_condition(
         Severity.TECHNICAL,
         f"no data from device {device_id} for {minutes} min{never}",
     )
+
+
+def risk_condition(patient_id: str, day: date, assessment: Assessment) -> Condition | None:
+    """A sustained deviation from the patient's own baseline asks for a review, never more.
+
+    The behaviour-based score is an early, soft signal (days, not minutes; docs/risk.md): it asks
+    a nurse to look and perhaps call the patient, and it never outranks NEWS2, which measures
+    the patient's state against fixed clinical thresholds.
+    """
+    if not assessment.alarm:
+        return None
+    risk = assessment.risk
+    reasons = [
+        c.describe(DEFAULT_RULES[c.feature].unit) for c in risk.contributions if c.points >= 1
+    ][:3]
+    text = f"behaviour risk {risk.score:.0f}/100 on {day.isoformat()}, sustained over days"
+    if reasons:
+        text += ": " + "; ".join(reasons)
+    if risk.missing:
+        text += "; not measured: " + ", ".join(f.value for f in risk.missing)
+    return Condition(patient_id, Rule.RISK, Severity.REVIEW, text)

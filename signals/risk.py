@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-from signals.baseline import Baseline
+from signals.baseline import Baseline, RollingRobust
 
 
 class Feature(enum.StrEnum):
@@ -45,20 +46,27 @@ class FeatureRule:
     direction: int
     weight: float
     unit: str
+    min_sd: (
+        float  # floor under the baseline's scale: the device's resolution and night-to-night noise
+    )
 
 
+#: Scale floors (``min_sd``), set a priori from device resolution, not fitted: wearables report
+#: heart rate, SpO2 and respiratory rate in whole units and temperature to 0.1 °C, so a patient
+#: whose nightly values repeated for a week has a MAD of 0 and, without a floor, a 1-unit change
+#: would read as "6 SD". Steps and sleep floors are a few percent of a typical day.
 #: Weights: resting HR carries the published evidence (Alavi 2022; Mishra 2020); respiratory
 #: rate, temperature and SpO2 are the NEWS2 physiology; HRV falls with infection but is noisy
 #: night to night; activity and sleep change with illness and with everything else.
 DEFAULT_RULES: Mapping[Feature, FeatureRule] = MappingProxyType(
     {
-        Feature.RESTING_HR: FeatureRule(+1, 1.0, "/min"),
-        Feature.HRV_RMSSD: FeatureRule(-1, 0.6, "ms"),
-        Feature.RESP_RATE: FeatureRule(+1, 1.0, "/min"),
-        Feature.TEMPERATURE: FeatureRule(+1, 1.0, "°C"),
-        Feature.SPO2: FeatureRule(-1, 1.0, "%"),
-        Feature.STEPS: FeatureRule(-1, 0.4, "steps"),
-        Feature.SLEEP_MINUTES: FeatureRule(-1, 0.4, "min"),
+        Feature.RESTING_HR: FeatureRule(+1, 1.0, "/min", 1.0),
+        Feature.HRV_RMSSD: FeatureRule(-1, 0.6, "ms", 3.0),
+        Feature.RESP_RATE: FeatureRule(+1, 1.0, "/min", 0.5),
+        Feature.TEMPERATURE: FeatureRule(+1, 1.0, "°C", 0.1),
+        Feature.SPO2: FeatureRule(-1, 1.0, "%", 0.5),
+        Feature.STEPS: FeatureRule(-1, 0.4, "steps", 500.0),
+        Feature.SLEEP_MINUTES: FeatureRule(-1, 0.4, "min", 20.0),
     }
 )
 
@@ -115,7 +123,7 @@ def daily_risk(
         if baseline is None:
             learning.append(feature)
             continue
-        z = rule.direction * (value - baseline.centre) / baseline.scale
+        z = rule.direction * (value - baseline.centre) / max(baseline.scale, rule.min_sd)
         parts.append((feature, value, baseline.centre, min(max(z, 0.0), Z_CAP) + 0.0, rule.weight))
     if not parts:
         return RiskScore(0.0, 0.0, (), tuple(missing), tuple(learning))
@@ -162,3 +170,76 @@ class Sustained:
     @classmethod
     def restore(cls, state: Mapping[str, float]) -> Sustained:
         return cls(float(state["slack"]), float(state["threshold"]), float(state["value"]))
+
+
+#: After this many alarmed days in a row the baselines learn again: a change that lasts two
+#: weeks is the patient's new normal (or is already being managed), not news to page about.
+RELEARN_AFTER_DAYS = 14
+
+
+def _default_baseline() -> RollingRobust:
+    """28 nights, ready after 7: Alavi et al. 2022 used a 28-day personal baseline."""
+    return RollingRobust(window=28, min_count=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One day of one patient: the score, the accumulated deviation and whether it alarms."""
+
+    risk: RiskScore
+    cusum: float
+    alarm: bool
+
+
+class PatientRisk:
+    """One patient's baselines and sustained-deviation state, stepped one day at a time.
+
+    The score of a day is taken against the baselines learnt *before* it, then the day is
+    learnt. Days that alarm are not learnt (up to ``RELEARN_AFTER_DAYS`` in a row): otherwise
+    the illness being watched would become the baseline it is compared with. The same object
+    serves the live pipeline (state snapshotted to PostgreSQL) and ``wardwatch evaluate``.
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: Mapping[Feature, FeatureRule] = DEFAULT_RULES,
+        make_baseline: Callable[[], RollingRobust] = _default_baseline,
+        sustained: Sustained | None = None,
+    ) -> None:
+        self.rules = rules
+        self.baselines = {f: make_baseline() for f in rules}
+        self.sustained = sustained if sustained is not None else Sustained()
+        self.alarmed_days = 0  # consecutive days that alarmed and were not learnt
+
+    def step(self, values: Mapping[Feature, float | None]) -> Assessment:
+        """Score one day's feature values (None or NaN: not measured), then learn them."""
+        risk = daily_risk(values, {f: b.get() for f, b in self.baselines.items()}, rules=self.rules)
+        alarm = self.sustained.update(risk.deviation_sd)
+        self.alarmed_days = self.alarmed_days + 1 if alarm else 0
+        if not alarm or self.alarmed_days > RELEARN_AFTER_DAYS:
+            for feature, baseline in self.baselines.items():
+                value = values.get(feature)
+                if value is not None:
+                    baseline.update(value)
+        return Assessment(risk, self.sustained.value, alarm)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain JSON-able state; the rules are code and are not part of it."""
+        return {
+            "baselines": {f.value: b.snapshot() for f, b in self.baselines.items()},
+            "sustained": self.sustained.snapshot(),
+            "alarmed_days": self.alarmed_days,
+        }
+
+    @classmethod
+    def restore(
+        cls, state: Mapping[str, Any], *, rules: Mapping[Feature, FeatureRule] = DEFAULT_RULES
+    ) -> PatientRisk:
+        p = cls(rules=rules, sustained=Sustained.restore(state["sustained"]))
+        for name, snap in state["baselines"].items():
+            feature = Feature(name)
+            if feature in p.baselines:
+                p.baselines[feature] = RollingRobust.restore(snap)
+        p.alarmed_days = int(state["alarmed_days"])
+        return p

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 
@@ -89,6 +89,12 @@ class Scenario:
     removed_minutes: Range = (5.0, 20.0)
     battery_start_pct: Range = (30.0, 100.0)
     phases: Mapping[Metric, Range] = field(default_factory=dict)
+    # Targets relative to the patient's own baseline (e.g. +8..+14 /min), for illnesses whose
+    # signature is a change from usual rather than a value (a viral infection at home).
+    deltas: Mapping[Metric, Range] = field(default_factory=dict)
+    # Nights differ: each day draws its own offsets of the resting vitals and its own activity
+    # level. Off for the hours-long scenarios, whose story fits inside one day.
+    day_to_day: bool = False
 
     def targets(self) -> dict[Metric, Range]:
         """The ranges of the values this scenario drives, by metric."""
@@ -151,6 +157,33 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 baseline_spo2_pct=(92.0, 94.0),
                 battery_start_pct=(70.0, 100.0),
             ),
+            # Multi-day scenarios, for the behaviour-based risk score (signals.risk), which
+            # compares each night with the patient's own previous nights.
+            Scenario(
+                "home_stable",
+                "well at home for weeks: resting vitals, activity and sleep vary night to night",
+                day_to_day=True,
+            ),
+            # A viral infection at home (influenza, COVID-19): over two to four days resting heart
+            # rate rises 8-14 /min (Mishra et al., Nat Biomed Eng 2020: median +7 to +10),
+            # temperature 0.5-1.1 °C, respiratory rate 2-4 /min, SpO2 falls 1-3 %, activity falls.
+            # Onset on day 8-11, after a week of baseline: the evaluation's labelled onset.
+            Scenario(
+                "home_infection",
+                "a viral infection at home: over 2-4 days resting HR, temperature and RR rise, "
+                "SpO2 and activity fall",
+                onset_hours=(7 * 24.0, 10 * 24.0),
+                ramp_hours=(48.0, 96.0),
+                phases={Metric.TEMPERATURE: (0.0, 0.7), Metric.SPO2: (0.3, 1.0)},
+                deltas={
+                    Metric.HEART_RATE: (8.0, 14.0),
+                    Metric.TEMPERATURE: (0.5, 1.1),
+                    Metric.RESP_RATE: (2.0, 4.0),
+                    Metric.SPO2: (-3.0, -1.0),
+                },
+                battery_start_pct=(70.0, 100.0),
+                day_to_day=True,
+            ),
             Scenario(
                 "device_off",
                 "the watch comes off (worn=false for 5-20 min), then silence, as if taken off "
@@ -162,6 +195,19 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
         )
     }
 )
+
+# Night-to-night SD of the resting vitals, for the day_to_day scenarios: resting heart rate
+# varies by about 2 /min from one night to the next within a person (Quer et al., Nat Med 2021;
+# Mishra et al. 2020), skin-derived temperature by ~0.15 °C, breathing by ~0.5 /min.
+_DAY_SD: dict[Metric, float] = {
+    Metric.HEART_RATE: 2.0,
+    Metric.SPO2: 0.4,
+    Metric.RESP_RATE: 0.5,
+    Metric.TEMPERATURE: 0.12,
+    Metric.SYSTOLIC_BP: 4.0,
+    Metric.DIASTOLIC_BP: 3.0,
+}
+_DAY_ACTIVITY_SD = 0.3  # log-normal SD of a day's activity level around the patient's usual
 
 # Measurement noise SD and slow wobble amplitude (both in the metric's unit) per metric.
 _NOISE_SD: dict[Metric, float] = {
@@ -278,7 +324,7 @@ def draw_profile(scenario: Scenario, patient_seed: int) -> Profile:
         phases = rng.uniform(0, 2 * math.pi, 3)
         amplitude = np.full(3, _WOBBLE[metric] * math.sqrt(2 / 3))  # SD of the sum = _WOBBLE
         wobble[metric] = np.stack([periods, phases, amplitude])
-    return Profile(
+    profile = Profile(
         baseline=baseline,
         targets={m: uniform(r) for m, r in scenario.targets().items()},
         ramp_s=uniform(scenario.ramp_hours) * 3600,
@@ -296,6 +342,10 @@ def draw_profile(scenario: Scenario, patient_seed: int) -> Profile:
         bp_phase=int(rng.integers(0, CADENCE.blood_pressure_every)),
         wobble=wobble,
     )
+    if not scenario.deltas:  # drawn last, so the other scenarios' profiles stay as they were
+        return profile
+    relative = {m: baseline[m] + uniform(r) for m, r in scenario.deltas.items()}
+    return replace(profile, targets={**profile.targets, **relative})
 
 
 def smoothstep(x: F64) -> F64:
@@ -395,10 +445,12 @@ class PatientModel:
         worn = ~(charging | washing | removed)
 
         awake = np.where(asleep, 0.0, 1.0 - severity)  # the unwell stay in bed
-        steps, walking = _activity(rng, p.active_fraction * awake, 0.2 * awake, worn)
+        day_shift, activity = self._day(hour)
+        steps, walking = _activity(rng, p.active_fraction * activity * awake, 0.2 * awake, worn)
         values = _vitals(
             rng,
             p,
+            day_shift=day_shift,
             ts=ts,
             local_h=local_h,
             asleep=asleep,
@@ -430,6 +482,17 @@ class PatientModel:
                 self._severity(ts, self._phase(Metric.HEART_RATE)),
             )
         return Samples(ts, {m: values[m] for m in GENERATED}, rr)
+
+    def _day(self, hour: int) -> tuple[Mapping[Metric, float], float]:
+        """This day's offsets of the vitals and its activity factor (none unless day_to_day).
+
+        Days turn over at noon UTC, so a whole night shares one draw.
+        """
+        if not self.scenario.day_to_day:
+            return {}, 1.0
+        rng = np.random.default_rng([*self._seed, (hour - 12) // 24, 0xDA7])
+        shift = {m: float(rng.normal(0.0, sd)) for m, sd in _DAY_SD.items()}
+        return shift, float(np.exp(rng.normal(0.0, _DAY_ACTIVITY_SD)))
 
     def _phase(self, metric: Metric) -> Range:
         return self.scenario.phases.get(metric, (0.0, 1.0))
@@ -473,6 +536,7 @@ def _vitals(
     asleep: Bools,
     severity: Mapping[Metric, F64],
     steps: F64,
+    day_shift: Mapping[Metric, float],
 ) -> dict[Metric, F64]:
     """Every vital sign for every minute, rounded as devices do; cadence and dropout come later."""
 
@@ -503,7 +567,8 @@ def _vitals(
             mean = (1 - sev) * level + sev * target
         periods, phases, amplitudes = p.wobble[metric]
         wobble = (amplitudes * np.sin(2 * math.pi * ts[:, None] / periods + phases)).sum(1)
-        values[metric] = mean + wobble + rng.normal(0.0, _NOISE_SD[metric], 60)
+        noise = rng.normal(0.0, _NOISE_SD[metric], 60)
+        values[metric] = mean + day_shift.get(metric, 0.0) + wobble + noise
 
     values[Metric.HEART_RATE] = np.rint(values[Metric.HEART_RATE])
     values[Metric.SPO2] = np.minimum(np.rint(values[Metric.SPO2]), 100.0)

@@ -17,13 +17,23 @@ from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import decide
 from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
-from alerts.rules import gap_condition, no_data_condition
+from alerts.rules import gap_condition, no_data_condition, risk_condition
+from signals.daily import daily_features, day_of, day_window
+from signals.risk import PatientRisk
 from storage import alerts as alert_store
 from storage import assignments, devices
+from storage import risk as risk_store
 
 log = logging.getLogger(__name__)
 _SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
 _GAP_LOCK = 0x67617073  # "gaps"
+_RISK_LOCK = 0x7269736B  # "risk": with the patient's hash, one worker scores a patient at a time
+#: A day is scored once the patient's readings have reached this far past its end (event time),
+#: so that a watch syncing its buffer an hour late still lands in the right day.
+RISK_DAY_GRACE = timedelta(hours=2)
+#: Days scored per patient per tick: a patient enrolled with weeks of history catches up over a
+#: few ticks instead of holding one transaction for minutes.
+RISK_DAYS_PER_TICK = 7
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
@@ -121,6 +131,80 @@ def _device_rule(
                 raised.labels(severity=outcome.severity.label).inc()
             changes += 1
     return changes
+
+
+def assess_risk(
+    conn: Conn,
+    *,
+    now: datetime,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None = None,
+) -> int:
+    """Score each monitored patient's completed days and raise, or resolve, the "risk" alert.
+
+    Days are taken in order from where the patient's stored model state left off, in event time
+    (a day is complete when the readings have passed its end by ``RISK_DAY_GRACE``), so a replay
+    at any speed scores the same days the same way. One transaction per patient: a patient whose
+    day fails to score does not hold back the others. Returns the number of days scored.
+    """
+    scored = 0
+    patients = {c.patient_id: c.ward for c in assignments.current_contacts(conn, now)}
+    for patient_id, ward in sorted(patients.items()):
+        with conn.transaction():
+            got = conn.execute(
+                "select pg_try_advisory_xact_lock(%s, hashtext(%s))", (_RISK_LOCK, patient_id)
+            ).fetchone()
+            if not (got and got[0]):
+                continue
+            scored += _assess_patient(conn, patient_id, ward, now, policy, channels, raised)
+    return scored
+
+
+def _assess_patient(
+    conn: Conn,
+    patient_id: str,
+    ward: str,
+    now: datetime,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None,
+) -> int:
+    span = risk_store.event_span(conn, patient_id)
+    if span is None:
+        return 0
+    first_us, last_us, offset_min = span
+    last = risk_store.last_state(conn, patient_id)
+    if last is None:
+        model, day = PatientRisk(), day_of(first_us, offset_min)
+    else:
+        model, day = PatientRisk.restore(last[1]), last[0] + timedelta(days=1)
+    grace_us = int(RISK_DAY_GRACE.total_seconds()) * 1_000_000
+    done = 0
+    while done < RISK_DAYS_PER_TICK:
+        window = day_window(day, offset_min)
+        if window.end_us + grace_us > last_us:
+            break
+        features = daily_features(
+            risk_store.readings_between(conn, patient_id, window.start_us, window.end_us), window
+        )
+        assessment = model.step(features)
+        risk_store.save_day(conn, patient_id, day, features, assessment, model.snapshot(), now=now)
+        transition = decide(
+            alert_store.open_alerts(conn, [patient_id]).get((patient_id, Rule.RISK)),
+            risk_condition(patient_id, day, assessment),
+            at=now,
+            hold_down=timedelta(0),  # the CUSUM is the hysteresis: it falls a little a day
+        )
+        if transition is not None:
+            outcome = alert_store.apply(
+                conn, transition, ward=ward, now=now, policy=policy, channels=channels
+            )
+            if raised is not None and outcome.kind == "fired":
+                raised.labels(severity=outcome.severity.label).inc()
+        day += timedelta(days=1)
+        done += 1
+    return done
 
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:

@@ -44,6 +44,7 @@ class Options:
     gap_window: timedelta = timedelta(hours=1)  # a gap keeps its alert open this long
     gap_grace: timedelta = timedelta(minutes=2)  # time for reordered messages to arrive
     dispatch_tick_s: float = 1.0
+    risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
     max_batch: int = 2000
@@ -177,11 +178,21 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
 
+        def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.assess_risk(
+                conn,
+                now=clock(),
+                policy=options.escalation,
+                channels=channel_names,
+                raised=metrics.alerts_raised,
+            )
+
         for fn, every in (
             (escalation, options.escalation_tick_s),
             (silence, options.silence_tick_s),
             (gaps, options.silence_tick_s),
             (send, options.dispatch_tick_s),
+            (risk, options.risk_tick_s),
         ):
             scheduler.add_job(
                 job(fn), "interval", seconds=every, id=fn.__name__, max_instances=1, coalesce=True

@@ -1,0 +1,137 @@
+"""A patient's day in a few numbers: the features the behaviour-based risk score compares.
+
+The risk score (``signals.risk``) works on one value per feature per day; this module reduces a
+day of minute-level readings to those values, and says NaN rather than guess when the day's data
+cannot support one (quality first: a feature from three minutes of data is not a feature).
+
+A "day" is the 24 hours that end at ``DAY_ENDS_AT_H`` local time, so each day holds one whole
+night and is complete by the morning ward round; the night features come from ``NIGHT_H``, when
+nearly everyone is in bed and heart rate, breathing and temperature are least disturbed by what
+the patient is doing (Mishra et al., Nat Biomed Eng 2020, used the sleeping hours the same way).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+
+from signals.hrv import clean_nn, time_domain
+from signals.resting import nightly_resting_hr, resting_minutes
+from signals.risk import Feature
+from signals.vitals import F64, I64, Metric, Readings
+
+#: The day ends at 10:00 local: after the night, in time for the morning review.
+DAY_ENDS_AT_H = 10
+#: Night features are taken between 00:00 and 06:00 local.
+NIGHT_H = (0, 6)
+#: A day counts for activity only if the device was worn for 16 of its 24 hours: a watch on the
+#: charger all afternoon is not an inactive patient. (Troiano et al. 2008 asked for 10 h of
+#: waking wear for accelerometry; our day includes the night, hence 16 of 24.)
+MIN_WORN_MINUTES = 16 * 60
+#: Fewest samples for a night median: an hour of minute samples, or 12 five-minute temperatures.
+MIN_NIGHT_SAMPLES = {Metric.RESP_RATE: 60, Metric.SPO2: 60, Metric.TEMPERATURE: 12}
+#: Fewest NN intervals for a night's RMSSD: about five minutes of beats (Task Force 1996).
+MIN_NN_INTERVALS = 300
+
+_US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DayWindow:
+    """Where one day and its night lie in event time (UTC microseconds, half-open)."""
+
+    day: date
+    start_us: int
+    end_us: int
+    night_start_us: int
+    night_end_us: int
+
+
+def day_window(day: date, utc_offset_min: int) -> DayWindow:
+    """The window of local ``day`` for a patient at ``utc_offset_min`` (the device's offset)."""
+    offset = timedelta(minutes=utc_offset_min)
+    end = datetime.combine(day, time(DAY_ENDS_AT_H), UTC) - offset
+    night_start = datetime.combine(day, time(NIGHT_H[0]), UTC) - offset
+    night_end = datetime.combine(day, time(NIGHT_H[1]), UTC) - offset
+
+    def us(t: datetime) -> int:
+        return int(t.timestamp()) * _US
+
+    return DayWindow(day, us(end - timedelta(days=1)), us(end), us(night_start), us(night_end))
+
+
+def day_of(ts_us: int, utc_offset_min: int) -> date:
+    """The local day whose window holds the instant ``ts_us``."""
+    local = datetime.fromtimestamp(ts_us / _US, UTC) + timedelta(minutes=utc_offset_min)
+    shifted = local - timedelta(hours=DAY_ENDS_AT_H)
+    return shifted.date() + timedelta(days=1)
+
+
+def _series(readings: Readings, metric: Metric, lo_us: int, hi_us: int) -> tuple[I64, F64]:
+    keep = (readings.metric == metric) & (readings.ts_us >= lo_us) & (readings.ts_us < hi_us)
+    ts, value = readings.ts_us[keep], readings.value[keep]
+    order = np.argsort(ts, kind="stable")
+    return ts[order], value[order]
+
+
+def worn_minutes(readings: Readings, lo_us: int, hi_us: int) -> int:
+    """Minutes in ``[lo, hi)`` the device was on the body.
+
+    From the device's own worn flag where it sends one; otherwise a minute with a heart rate
+    counts as worn (an optical sensor off the skin reports none).
+    """
+    ts, worn = _series(readings, Metric.WORN, lo_us, hi_us)
+    if ts.size == 0:
+        ts, _ = _series(readings, Metric.HEART_RATE, lo_us, hi_us)
+        worn = np.ones(ts.size)
+    minutes = np.unique((ts[worn > 0.5] - lo_us) // (60 * _US))
+    return int(minutes.size)
+
+
+def _night_median(readings: Readings, metric: Metric, w: DayWindow) -> float:
+    _, value = _series(readings, metric, w.night_start_us, w.night_end_us)
+    value = value[np.isfinite(value)]
+    if value.size < MIN_NIGHT_SAMPLES[metric]:
+        return math.nan
+    return float(np.median(value))
+
+
+def _night_rmssd(readings: Readings, w: DayWindow) -> float:
+    _, rr = _series(readings, Metric.RR_INTERVAL, w.night_start_us, w.night_end_us)
+    rr = rr[np.isfinite(rr) & (rr > 0)]
+    if rr.size < MIN_NN_INTERVALS:
+        return math.nan
+    _, mask = clean_nn(rr)
+    if int(mask.sum()) < MIN_NN_INTERVALS:
+        return math.nan
+    return time_domain(rr, mask=mask).rmssd_ms
+
+
+def daily_features(readings: Readings, w: DayWindow) -> dict[Feature, float]:
+    """One patient's features for day ``w`` from their readings (any order, any metrics).
+
+    NaN marks a feature the day's data cannot support; the risk score names it as not measured.
+    Steps and sleep need the device worn for most of the day; the night features need enough
+    samples in the night.
+    """
+    hr_ts, hr = _series(readings, Metric.HEART_RATE, w.night_start_us, w.night_end_us)
+    steps_ts, steps = _series(readings, Metric.STEPS, w.start_us, w.end_us)
+    resting = resting_minutes(hr_ts, steps_ts, steps)
+    resting_hr = nightly_resting_hr(
+        hr_ts, hr, resting, night_start_us=w.night_start_us, night_end_us=w.night_end_us
+    ).bpm
+
+    worn_enough = worn_minutes(readings, w.start_us, w.end_us) >= MIN_WORN_MINUTES
+    _, sleep = _series(readings, Metric.SLEEP_MINUTES, w.start_us, w.end_us)
+    return {
+        Feature.RESTING_HR: resting_hr,
+        Feature.HRV_RMSSD: _night_rmssd(readings, w),
+        Feature.RESP_RATE: _night_median(readings, Metric.RESP_RATE, w),
+        Feature.TEMPERATURE: _night_median(readings, Metric.TEMPERATURE, w),
+        Feature.SPO2: _night_median(readings, Metric.SPO2, w),
+        Feature.STEPS: float(np.nansum(steps)) if worn_enough else math.nan,
+        Feature.SLEEP_MINUTES: float(sleep.sum()) if sleep.size and worn_enough else math.nan,
+    }
