@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from alerts.model import Condition, Rule, Severity
 from signals.news2 import News2
-from signals.risk import DEFAULT_RULES, Assessment
+from signals.risk import Assessment, reasons
 
 # RCP NEWS2 2017, clinical response chart ("Chart 4"): thresholds that trigger a response.
 NEWS2_EMERGENCY_TOTAL = 7  # 7 or more: emergency response, continuous monitoring
@@ -110,12 +110,10 @@ def risk_condition(patient_id: str, day: date, assessment: Assessment) -> Condit
     if not assessment.alarm:
         return None
     risk = assessment.risk
-    reasons = [
-        c.describe(DEFAULT_RULES[c.feature].unit) for c in risk.contributions if c.points >= 1
-    ][:3]
+    told = reasons(risk.contributions)
     text = f"behaviour risk {risk.score:.0f}/100 on {day.isoformat()}, sustained over days"
-    if reasons:
-        text += ": " + "; ".join(reasons)
+    if told:
+        text += ": " + "; ".join(told)
     if risk.missing:
         text += "; not measured: " + ", ".join(f.value for f in risk.missing)
     return Condition(patient_id, Rule.RISK, Severity.REVIEW, text)

@@ -7,7 +7,7 @@ Every datetime leaves as RFC 3339 in UTC (``2024-03-01T09:30:00Z``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
-from storage.views import PatientStatus
+from storage.views import BehaviourRisk, PatientStatus
 
 SeverityLabel = Literal["technical", "review", "urgent", "emergency"]
 
@@ -46,6 +46,26 @@ def _utc(at: datetime) -> datetime:
 
 def _utc_or_none(at: datetime | None) -> datetime | None:
     return None if at is None else _utc(at)
+
+
+class BehaviourOut(BaseModel):
+    """A patient's latest day of behaviour-based risk, with its reasons."""
+
+    day: date
+    score: float = Field(description="0-100: how far the day sits from the patient's usual.")
+    alarm: bool = Field(description="True when the deviation has lasted (CUSUM): a review.")
+    reasons: list[str] = Field(description="The largest contributions, largest first.")
+    learning: list[str] = Field(description="Features whose baseline is still being learnt.")
+
+    @classmethod
+    def of(cls, b: BehaviourRisk) -> BehaviourOut:
+        return cls(
+            day=b.day,
+            score=round(b.score, 1),
+            alarm=b.alarm,
+            reasons=list(b.reasons),
+            learning=list(b.learning),
+        )
 
 
 class PatientOut(BaseModel):
@@ -74,6 +94,11 @@ class PatientOut(BaseModel):
         description="Latest value per metric wire name (heart_rate, spo2, resp_rate, ...)."
     )
     open_alerts: int
+    behaviour: BehaviourOut | None = Field(
+        default=None,
+        description="The latest day of the behaviour-based risk score (deviation from the "
+        "patient's own baseline, docs/risk.md); null until a day has been scored.",
+    )
 
     @classmethod
     def of(cls, status: PatientStatus, *, now: datetime, stale_after: timedelta) -> PatientOut:
@@ -90,6 +115,7 @@ class PatientOut(BaseModel):
             stale=last_seen_at is None or now - last_seen_at > stale_after,
             latest=dict(status.latest),
             open_alerts=status.open_alerts,
+            behaviour=None if status.behaviour is None else BehaviourOut.of(status.behaviour),
         )
 
 

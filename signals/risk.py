@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -87,6 +87,13 @@ class Contribution:
     def describe(self, unit: str) -> str:
         delta = self.value - self.usual
         return f"{self.feature.value} {delta:+.3g}{unit} ({self.z:.1f} SD from usual)"
+
+
+def reasons(contributions: Iterable[Contribution], *, limit: int = 3) -> tuple[str, ...]:
+    """What a nurse is told: the largest contributions worth a point or more, in words."""
+    told = [c for c in contributions if c.points >= 1]
+    told.sort(key=lambda c: -c.points)
+    return tuple(c.describe(DEFAULT_RULES[c.feature].unit) for c in told[:limit])
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,18 @@ class PatientStatus:
     last_seen_at: datetime | None  # when wardwatch last received anything from the device
     latest: dict[str, float]  # latest value per metric wire name (heart_rate, spo2, ...)
     open_alerts: int
+    behaviour: BehaviourRisk | None = None  # the latest scored day, once there is one
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourRisk:
+    """The latest day of the behaviour-based risk score (signals.risk), as the nurse sees it."""
+
+    day: date
+    score: float  # 0-100
+    alarm: bool  # a sustained deviation: the "risk" alert is raised
+    reasons: tuple[str, ...]  # the largest contributions, e.g. "resting_hr +9/min (4.1 SD ...)"
+    learning: tuple[str, ...]  # features whose baseline is still being learnt
 
 
 class NotFoundError(LookupError):

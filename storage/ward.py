@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerts.model import Alert, AlertEvent, AlertState
+from signals.risk import Contribution, Feature, reasons
 from signals.vitals import Metric
 from storage import alerts as alert_store
-from storage.views import PatientStatus
+from storage.views import BehaviourRisk, PatientStatus
 
 _SHOWN = (
     Metric.HEART_RATE,
@@ -25,8 +27,11 @@ _PATIENTS = """
 select p.patient_id, p.ward, a.device_id, s.total, s.risk, s.missing, s.ts, dc.last_received_at,
        coalesce(l.latest, '{}'::jsonb),
        (select count(*) from alerts al where al.patient_id = p.patient_id
-          and al.state <> 'resolved') as open_alerts
+          and al.state <> 'resolved') as open_alerts,
+       rd.day, rd.score, rd.alarm, rd.contributions, rd.learning
 from patients p
+left join lateral (select day, score, alarm, contributions, learning from risk_days
+    where patient_id = p.patient_id order by day desc limit 1) rd on true
 left join lateral (select device_id from assignments
     where patient_id = p.patient_id and valid_from <= now()
       and coalesce(valid_until, 'infinity'::timestamptz) > now()
@@ -42,6 +47,23 @@ where (%(ward)s::text is null or p.ward = %(ward)s)
 """
 
 
+def _behaviour(
+    day: date | None,
+    score: float,
+    alarm: bool,
+    contributions: list[dict[str, Any]],
+    learning: list[str] | None,
+) -> BehaviourRisk | None:
+    """The latest risk day as the nurse reads it: the largest reasons, in words."""
+    if day is None:
+        return None
+    told = reasons(
+        Contribution(Feature(c["feature"]), c["value"], c["usual"], c["z"], c["points"])
+        for c in contributions
+    )
+    return BehaviourRisk(day, float(score), bool(alarm), told, tuple(learning or ()))
+
+
 class PostgresWard:
     """Read side for the nurses' dashboard; each call takes a pooled connection briefly."""
 
@@ -54,7 +76,7 @@ class PostgresWard:
                 _PATIENTS, {"ward": ward, "metrics": [int(m) for m in _SHOWN]}
             ).fetchall()
         out = []
-        for pid, pward, dev, total, risk, missing, ts, seen, latest, n_open in rows:
+        for pid, pward, dev, total, risk, missing, ts, seen, latest, n_open, *rd in rows:
             values = {
                 Metric(int(k)).wire_name: float(v)
                 for k, v in dict(latest).items()  # type: ignore[call-overload]
@@ -71,6 +93,7 @@ class PostgresWard:
                     last_seen_at=seen,  # type: ignore[arg-type]
                     latest=values,
                     open_alerts=int(n_open),  # type: ignore[call-overload]
+                    behaviour=_behaviour(*rd),  # type: ignore[arg-type]
                 )
             )
         return out

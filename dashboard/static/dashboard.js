@@ -11,7 +11,9 @@
   const SEVERITY_LABELS = {
     emergency: "Emergency", urgent: "Urgent", review: "Review", technical: "Technical",
   };
-  const RULE_LABELS = { news2: "NEWS2", no_data: "No data" };
+  const RULE_LABELS = {
+    news2: "NEWS2", no_data: "No data", message_gap: "Message gap", risk: "Behaviour risk",
+  };
   // Short names for the NEWS2 parameters a score lacked (metric wire names, plus likely aliases).
   const PARAMETER_LABELS = {
     systolic_bp: "BP", diastolic_bp: "BP", blood_pressure: "BP",
@@ -324,6 +326,26 @@
     ]);
   }
 
+  // The behaviour-based risk of the latest scored day: a deviation from the patient's own
+  // usual, 0-100, with its reasons; "review" once it has lasted (the risk alert is raised).
+  function behaviourCell(patient) {
+    const b = patient.behaviour;
+    if (!b) {
+      return el("td", { class: "behaviour muted" }, [el("span", { text: "Not scored yet" })]);
+    }
+    const nodes = [
+      b.alarm
+        ? el("span", { class: "badge sev-review", text: `${Math.round(b.score)} sustained` })
+        : el("span", { class: "trend-score", text: String(Math.round(b.score)) }),
+    ];
+    for (const reason of b.reasons) nodes.push(el("span", { class: "sub", text: reason }));
+    if (b.learning.length) {
+      nodes.push(el("span", { class: "sub", text: `learning: ${b.learning.join(", ")}` }));
+    }
+    nodes.push(el("span", { class: "sub", text: `day ${b.day}` }));
+    return el("td", { class: "behaviour" }, nodes);
+  }
+
   function patientRow(patient) {
     const risk = patient.news2_risk || "unscored";
     const scoreCell = el("td", { class: "score" }, [
@@ -344,6 +366,7 @@
       ]),
       scoreCell,
       el("td", {}, [el("span", { class: `badge risk-${risk}`, text: RISK_LABELS[patient.news2_risk] || "Not scored" })]),
+      behaviourCell(patient),
       valueCell(formatValue(latest.heart_rate, 0)),
       valueCell(formatValue(latest.spo2, 0), latest.on_oxygen === 1 ? "on O2" : null),
       valueCell(formatValue(latest.resp_rate, 0)),

@@ -7,10 +7,11 @@ keep a screenshot of the page for a human to look at.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import prometheus_client
@@ -20,6 +21,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from alerts.model import AlertState, Severity
 from dashboard.app import create_app
 from dashboard.server import ServerHandle, serve_in_thread
+from storage.views import BehaviourRisk
 from tests.unit.test_dashboard import NOW, FakeWardReader, alert, sample_ward
 
 pytestmark = pytest.mark.browser
@@ -128,6 +130,30 @@ def test_patients_in_risk_order_with_partial_scores_marked(
     expect(page.locator("#ward-title")).to_have_text("Virtual ward: east")
     expect(page.locator("#connection")).to_contain_text("Live")
     assert screenshot(page, tmp_path, "patients").stat().st_size > 0
+
+
+def test_the_trend_column_shows_behaviour_risk_with_its_reasons(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    scored = {
+        "P-LOW": BehaviourRisk(
+            date(2024, 2, 29), 71.4, True, ("resting_hr +9/min (4.5 SD from usual)",), ()
+        ),
+        "P-MED": BehaviourRisk(date(2024, 2, 29), 0.0, False, (), ("resting_hr",)),
+    }
+    # The fake's own data, changed before the page first loads.
+    reader._patients = [
+        dataclasses.replace(p, behaviour=scored.get(p.patient_id)) for p in reader._patients
+    ]
+    page.goto(f"{server.url}/?ward=east")
+    low = page.locator('tr[data-patient-id="P-LOW"] .behaviour')
+    expect(low).to_contain_text("71 sustained")
+    expect(low).to_contain_text("resting_hr +9/min (4.5 SD from usual)")
+    expect(low.locator(".badge.sev-review")).to_have_count(1)
+    expect(page.locator('tr[data-patient-id="P-MED"] .behaviour')).to_contain_text(
+        "learning: resting_hr"
+    )
+    expect(page.locator('tr[data-patient-id="P-HIGH"] .behaviour')).to_have_text("Not scored yet")
 
 
 def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:

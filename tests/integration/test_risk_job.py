@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
 from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
@@ -22,6 +23,7 @@ from storage import alerts as alert_store
 from storage import assignments
 from storage import risk as risk_store
 from storage.readings import insert_readings
+from storage.ward import PostgresWard
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -143,3 +145,21 @@ def test_a_restart_mid_history_continues_from_the_stored_state(
     with psycopg.connect(database_url) as conn:
         resumed = {d.day: d.score for d in risk_store.days(conn, patient, limit=100)}
     assert {d.day: d.score for d in first}.items() <= resumed.items()
+
+
+def test_the_ward_view_shows_the_latest_day_with_its_reasons(
+    database_url: str, infected: Simulated
+) -> None:
+    patient = _store(database_url, infected)
+    while _tick(database_url, START + timedelta(days=DAYS, hours=1)) > 0:
+        pass
+    with ConnectionPool(database_url, min_size=1, max_size=1, open=True) as pool:
+        status = next(p for p in PostgresWard(pool).patients() if p.patient_id == patient)
+    with psycopg.connect(database_url) as conn:
+        latest = risk_store.days(conn, patient, limit=1)[0]
+    assert status.behaviour is not None
+    assert status.behaviour.day == latest.day
+    assert status.behaviour.score == pytest.approx(latest.score)
+    assert status.behaviour.alarm is True
+    assert status.behaviour.reasons
+    assert all("SD from usual" in r for r in status.behaviour.reasons)

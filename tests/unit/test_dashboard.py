@@ -7,7 +7,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import prometheus_client
@@ -15,7 +15,7 @@ import pytest
 
 from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
 from dashboard.app import NOW_HEADER, WardReader, create_app
-from storage.views import ConflictError, NotFoundError, PatientStatus
+from storage.views import BehaviourRisk, ConflictError, NotFoundError, PatientStatus
 
 # Starlette 1.x warns, at import, when its test client runs on httpx instead of httpx2; the
 # warning is about our dev dependencies, not the code under test. Once httpx2 is a dev
@@ -272,7 +272,28 @@ def test_patient_carries_every_status_field_and_utc_times(client: TestClient) ->
         "stale": False,
         "latest": {**LATEST, "on_oxygen": 1.0},
         "open_alerts": 1,
+        "behaviour": None,
     }
+
+
+def test_a_patient_with_a_scored_day_shows_its_behaviour_risk_and_reasons() -> None:
+    day = BehaviourRisk(
+        date(2024, 2, 29),
+        71.34,
+        True,
+        ("resting_hr +9/min (4.5 SD from usual)",),
+        ("hrv_rmssd",),
+    )
+    reader = FakeWardReader(patients=[dataclasses.replace(patient("P1", "low", 0), behaviour=day)])
+    app = create_app(reader, registry=prometheus_client.CollectorRegistry(), clock=lambda: NOW)
+    with TestClient(app) as client:
+        assert client.get("/api/patients").json()[0]["behaviour"] == {
+            "day": "2024-02-29",
+            "score": 71.3,
+            "alarm": True,
+            "reasons": ["resting_hr +9/min (4.5 SD from usual)"],
+            "learning": ["hrv_rmssd"],
+        }
 
 
 def test_times_in_other_zones_leave_as_utc() -> None:
