@@ -248,6 +248,17 @@ def cmd_devices_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_welltory(args: argparse.Namespace) -> int:
+    from wardwatch import evaluate  # noqa: PLC0415 - pandas only when evaluating
+
+    try:
+        print(evaluate.welltory(Path(args.data), as_json=args.json))
+    except evaluate.EvaluationDataError as exc:
+        print(f"wardwatch evaluate welltory: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -269,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_commands(sub)
     _add_admin_commands(sub)
     _add_simulator_commands(sub)
+    _add_evaluation_commands(sub)
     return parser
 
 
@@ -383,6 +395,26 @@ def _add_simulator_commands(sub: Any) -> None:
     p.add_argument("--minutes", type=_positive, default=None)
     _connection_flags(p)
     p.set_defaults(func=cmd_record)
+
+
+def _add_evaluation_commands(sub: Any) -> None:
+    """evaluate: the risk model against outcomes, one subcommand per data set."""
+    p = sub.add_parser(
+        "evaluate", help="sensitivity, lead time and false alert-days of the behaviour-based risk"
+    )
+    ev = p.add_subparsers(dest="evaluate_command", required=True)
+    w = ev.add_parser(
+        "welltory", help="Welltory hrv-covid19 participants with symptom-onset dates (docs/risk.md)"
+    )
+    w.add_argument(
+        "--data",
+        default="tests/data/welltory",
+        help="folder with participants.csv, wearables.csv, sleep.csv and hrv_measurements.csv"
+        " (default: %(default)s, the copy in this repository; ../shared/data/welltory is the"
+        " original)",
+    )
+    w.add_argument("--json", action="store_true", help="print the report as JSON")
+    w.set_defaults(func=cmd_evaluate_welltory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,276 @@
+"""Evaluating the behaviour-based risk: the metric definitions, replay, and the Welltory figures."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from signals.evaluation import Episode, Outcome, episode, evaluate, has_data, replay
+from signals.risk import Feature, PatientRisk
+from wardwatch import cli
+from wardwatch.evaluate import (
+    EXCLUDE_NO_BASELINE,
+    EXCLUDE_NO_ONSET,
+    EXCLUDE_ONSET_OUTSIDE,
+    EvaluationDataError,
+    load_welltory,
+    report_json,
+    run_welltory,
+)
+
+WELLTORY = Path(__file__).parent.parent / "data" / "welltory"
+ONSET = date(2020, 4, 1)
+
+
+def day(offset: int) -> date:
+    """The day ``offset`` days after ``ONSET`` (negative: before)."""
+    return ONSET + timedelta(days=offset)
+
+
+def one(
+    alarms: list[int], monitored: list[int] | None = None, *, onset: date | None = ONSET
+) -> Outcome:
+    """The single outcome of one episode monitored every day from -60 to +60 unless given."""
+    days = monitored if monitored is not None else list(range(-60, 61))
+    e = Episode("p", onset, tuple(day(d) for d in days), tuple(day(a) for a in alarms))
+    return evaluate([e]).outcomes[0]
+
+
+# --- the metric definitions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alarms", "detected", "lead", "false_alerts"),
+    [
+        ([], False, None, 0),
+        ([-3], True, 3, 0),  # lead is positive before onset
+        ([0], True, 0, 0),
+        ([2], True, -2, 0),  # and negative after it
+        ([-14], True, 14, 0),  # the detection window's first day
+        ([7], True, -7, 0),  # and its last
+        ([-15], False, None, 0),  # just before it: no detection, but inside the illness window
+        ([8], False, None, 0),  # just after it: the same
+        ([-21], False, None, 0),  # the illness window's first day: not a false alert
+        ([28], False, None, 0),  # and its last
+        ([-22], False, None, 1),  # outside the illness window: a false alert
+        ([29], False, None, 1),
+        ([-10, -2, 5], True, 10, 0),  # the first alarm in the window gives the lead
+        ([-40, -39, -3, 40], True, 3, 3),  # false alerts and a detection in one person
+    ],
+)
+def test_detection_lead_and_false_alert_days(
+    alarms: list[int], detected: bool, lead: int | None, false_alerts: int
+) -> None:
+    o = one(alarms)
+    assert o.detected is detected
+    assert o.lead_days == lead
+    assert o.false_alert_days == false_alerts
+    assert o.monitored_days == 121
+    assert o.days_outside_illness == 121 - 50  # -60..-22 and 29..60
+
+
+@pytest.mark.parametrize(
+    ("alarms", "monitored", "carried_in"),
+    [
+        ([-16, -15, -14], [-16, -15, -14], True),  # a standing alarm runs into the window
+        ([-16, -10], [-16, -15, -10], False),  # it cleared (-15 quiet) and a new one was raised
+        ([-16, -10], [-16, -12, -10], False),  # a quiet monitored day in the window comes first
+        ([-20, -5], [-20, -5], True),  # nothing monitored between: the alarm is taken as carried
+        ([-14], [-15, -14], False),  # raised on the window's first day
+        ([-14], [-14], False),  # nothing monitored before the window
+    ],
+)
+def test_a_detection_by_an_alarm_raised_before_the_window_is_marked_carried_in(
+    alarms: list[int], monitored: list[int], carried_in: bool
+) -> None:
+    o = one(alarms, monitored)
+    assert o.detected
+    assert o.carried_in is carried_in
+
+
+def test_without_an_onset_every_alarm_is_a_false_alert_and_nothing_is_detected() -> None:
+    o = one([-40, 0, 5], onset=None)
+    assert (o.detected, o.lead_days, o.carried_in) == (None, None, False)
+    assert o.false_alert_days == 3
+    assert o.days_outside_illness == 121
+
+
+def test_summary_figures_over_several_people() -> None:
+    e = [
+        Episode("a", ONSET, tuple(day(d) for d in range(-30, 1)), (day(-30), day(-2))),
+        Episode("b", ONSET, tuple(day(d) for d in range(-30, 1)), (day(-25),)),
+        Episode("c", ONSET, tuple(day(d) for d in range(10)), (day(4),)),
+        Episode("d", None, tuple(day(d) for d in range(20)), (day(3), day(4))),
+    ]
+    ev = evaluate(e)
+    assert (ev.n_participants, ev.n_with_onset, ev.n_detected) == (4, 3, 2)
+    assert ev.sensitivity == pytest.approx(2 / 3)
+    assert ev.lead_days == (2, -4)
+    assert ev.median_lead_days == -1.0
+    # a: -30 false (outside -21); b: -25 false; d: both; c's alarm is a detection.
+    assert ev.false_alert_days == 4
+    assert ev.false_alert_days_per_person == 1.0
+    # Monitored days outside illness windows: a 9 (-30..-22), b 9, c 0, d 20.
+    assert ev.days_outside_illness == 38
+    assert ev.false_alert_days_per_30_days == pytest.approx(30 * 4 / 38)
+
+
+def test_no_episodes_gives_nan_not_zero() -> None:
+    ev = evaluate([])
+    assert math.isnan(ev.sensitivity)
+    assert math.isnan(ev.median_lead_days)
+    assert math.isnan(ev.false_alert_days_per_person)
+    assert math.isnan(ev.false_alert_days_per_30_days)
+
+
+def test_windows_are_parameters_and_must_nest() -> None:
+    e = Episode("p", ONSET, (day(-20),), (day(-20),))
+    assert evaluate([e]).outcomes[0].detected is False
+    assert evaluate([e], detect_before_days=20).outcomes[0].lead_days == 20
+    with pytest.raises(ValueError, match="contain the detection window"):
+        evaluate([e], detect_before_days=30)
+
+
+@pytest.mark.parametrize(
+    ("days", "alarms", "message"),
+    [
+        ((day(0), day(2)), (day(1),), "must be monitored days"),
+        ((day(2), day(0)), (), "strictly ascending"),
+        ((day(0), day(0)), (), "strictly ascending"),
+    ],
+)
+def test_episodes_are_checked(
+    days: tuple[date, ...], alarms: tuple[date, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Episode("p", ONSET, days, alarms)
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+#: Ten resting heart rates: median 60, MAD 1; none of the last three is above the median.
+QUIET = [59.0, 60.0, 61.0, 60.0, 59.0, 61.0, 60.0, 60.0, 59.0, 60.0]
+
+
+def hr(value: float) -> dict[Feature, float | None]:
+    return {Feature.RESTING_HR: value}
+
+
+def test_replay_steps_every_calendar_day_and_the_cusum_decays_through_a_gap() -> None:
+    days = [(day(i), hr(v)) for i, v in enumerate(QUIET)]
+    days += [(day(10), hr(70.0)), (day(11), hr(70.0))]  # 6.7 SD, capped at 6: S = 5.5, 11
+    days += [(day(20), hr(60.0))]  # 8 days without data, then a usual day
+    out = replay(days)
+    assert [d for d, _ in out] == [day(i) for i in range(21)]
+    cusum = [a.cusum for _, a in out]
+    assert cusum[10:12] == pytest.approx([5.5, 11.0])
+    # Empty days score 0 and take the slack (0.5) off: 11 → 7 over days 12-19.
+    assert cusum[12:20] == pytest.approx([10.5 - 0.5 * i for i in range(8)])
+    assert all(a.alarm for _, a in out[10:21])
+    assert not out[12][1].risk.assessable
+
+
+def test_replay_equals_stepping_patient_risk_by_hand() -> None:
+    days = [(day(i), hr(v)) for i, v in enumerate(QUIET)] + [(day(12), hr(66.0))]
+    p = PatientRisk()
+    by_hand = [p.step(dict(days).get(day(i), {})) for i in range(13)]
+    assert [a for _, a in replay(days)] == by_hand
+
+
+def test_replay_refuses_days_out_of_order() -> None:
+    with pytest.raises(ValueError, match="ascending"):
+        replay([(day(1), hr(60.0)), (day(0), hr(60.0))])
+    assert replay([]) == []
+
+
+def test_episode_counts_alarms_only_on_monitored_days() -> None:
+    days = [(day(i), hr(v)) for i, v in enumerate(QUIET)]
+    days += [(day(10), hr(70.0)), (day(11), hr(70.0)), (day(15), {Feature.STEPS: None})]
+    days += [(day(20), hr(60.0))]
+    e = episode("p", day(12), days)
+    # Days 12-19 alarm in the replay (the CUSUM stays above 4) but had no data; day 15's only
+    # value is missing, so it is not a monitored day either.
+    assert e.alarm_days == (day(10), day(11), day(20))
+    assert day(15) not in e.days
+    assert len(e.days) == 13
+    assert has_data({Feature.STEPS: math.nan}) is False
+
+
+# --- the Welltory evaluation --------------------------------------------------------------------
+
+
+def test_welltory_features_are_read_in_the_units_the_model_expects() -> None:
+    participants, _ = load_welltory(WELLTORY)
+    p = next(p for p in participants if p.code == "6be5033971")
+    values = dict(p.days)[date(2020, 3, 2)]
+    # wearables.csv: resting 48, SpO2 0.960 (a fraction), 36.37 °C, 3,043 steps; sleep.csv: a
+    # sleep from 1 March 22:50 to 2 March 09:00 of 36,600 s, counted on the day it ended.
+    assert values[Feature.RESTING_HR] == 48.0
+    assert values[Feature.SPO2] == pytest.approx(96.0)
+    assert values[Feature.TEMPERATURE] == pytest.approx(36.37)
+    assert values[Feature.STEPS] == 3043.0
+    assert values[Feature.SLEEP_MINUTES] == 610.0
+    assert p.onset == date(2020, 3, 28)
+
+
+def test_welltory_figures_are_pinned() -> None:
+    """Measured 2026-11-28 with signals.risk's defaults, untouched (docs/risk.md, Evaluation).
+
+    116 participants; 12 evaluated. 6/12 detected (50 %), but 4 of them by an alarm already
+    standing when the detection window opened (lead +14 each) and 2 after onset (-5, -4 days):
+    no illness was flagged by an alarm raised before symptoms. 435 false alert-days over 868
+    monitored days outside illness windows: 36.25 per person, 15.0 per 30 days. Resting HR
+    only: 3/12, all carried in; 25.4 false alert-days per person. Alavi 2022: 80 %, 3 days,
+    1.15. A change to these numbers is a change to the model or the data: update the docs too.
+    """
+    r = run_welltory(WELLTORY)
+    assert r.n_participants == 116
+    assert {reason: len(codes) for reason, codes in r.excluded.items()} == {
+        EXCLUDE_NO_ONSET: 24,
+        EXCLUDE_ONSET_OUTSIDE: 69,
+        EXCLUDE_NO_BASELINE: 11,
+    }
+    assert dict(r.skipped_values) == {"sleep shorter than another ending that day": 16}
+    assert [i.participant.code for i in r.included] == [
+        "01bad5a519", "35c7355282", "4c2702c3e1", "5d200bd1c6", "6be5033971", "6ecfe4a351",
+        "9871ee5e7b", "a62c11c164", "c174f32d88", "e8240b51a2", "ebf2c3cb63", "fcf3ea75b0",
+    ]  # fmt: skip
+
+    ev = r.main
+    assert (ev.n_participants, ev.n_with_onset, ev.n_detected, ev.n_carried_in) == (12, 12, 6, 4)
+    assert ev.sensitivity == 0.5
+    assert ev.lead_days == (-5, 14, 14, -4, 14, 14)
+    assert ev.median_lead_days == 14.0
+    assert (ev.false_alert_days, ev.days_outside_illness) == (435, 868)
+    assert ev.false_alert_days_per_person == 36.25
+    assert ev.false_alert_days_per_30_days == pytest.approx(15.0346, abs=1e-4)
+    assert [o.false_alert_days for o in ev.outcomes] == [39, 62, 0, 0, 92, 0, 0, 32, 85, 0, 16, 109]
+
+    [(label, hr_only)] = r.variants
+    assert label == "resting HR only"
+    assert (hr_only.n_detected, hr_only.n_carried_in, hr_only.lead_days) == (3, 3, (14, 14, 14))
+    assert (hr_only.false_alert_days, hr_only.days_outside_illness) == (305, 868)
+
+    # Why so many false alerts: what healthy days feed the CUSUM is, on average, above its slack.
+    assert r.in_control_deviation_sd == pytest.approx(0.5076, abs=1e-4)
+    assert report_json(r)["main"]["detected_carried_in"] == 4
+
+
+def test_wardwatch_evaluate_welltory_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["evaluate", "welltory", "--data", str(WELLTORY)]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 12; excluded 104" in out
+    assert "6/12 (50 %)" in out
+    assert "67/84 (80 %)" in out
+
+
+def test_wardwatch_evaluate_welltory_says_which_file_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["evaluate", "welltory", "--data", str(tmp_path)]) == 2
+    assert "participants.csv" in capsys.readouterr().err
+    with pytest.raises(EvaluationDataError, match=r"participants\.csv"):
+        load_welltory(tmp_path)
