@@ -149,22 +149,41 @@ def daily_risk(
     return RiskScore(score, deviation, tuple(contributions), tuple(missing), tuple(learning))
 
 
+#: The CUSUM's reference value (slack), SD a day. Only deviations in the concerning direction
+#: count, so a healthy day is not 0 but the mean of a half-normal, 1/sqrt(2*pi) = 0.40 SD, and a
+#: slack at or below that makes the sum creep upward in health (the first Welltory run showed
+#: exactly that: 0.51 SD a day against a slack of 0.5). Page's rule puts the reference value
+#: midway between the in-control mean (0.4) and the shift to detect; 1.0 is midway to a mean
+#: deviation of 1.6 SD, e.g. resting heart rate 4 SD above usual with two other features usual.
+CUSUM_SLACK_SD = 1.0
+#: Alarm threshold: two nights at 3 SD in a row (S = 2, then 4) alarm; one night never does.
+CUSUM_THRESHOLD = 4.0
+#: Ceiling on the sum: without it weeks of deviation pile up and the alarm outlives the illness
+#: by weeks; with it the alarm clears after about (6 - 4) / (1.0 - 0.4) = 3-4 usual days.
+CUSUM_CAP = 6.0
+
+
 @dataclass(slots=True)
 class Sustained:
     """One-sided CUSUM of daily deviations: alarms when deviation persists, not on one night.
 
-    ``S = max(0, S + d - slack)``; alarm while ``S >= threshold``. With the defaults one night at
-    3 SD (S = 2.5) stays quiet; two such nights in a row (S = 5) alarm; a normal night (d ≈ 0)
-    takes 0.5 off. Page E.S. 1954, Biometrika 41:100-115.
+    ``S = min(cap, max(0, S + min(d, threshold) - slack))``; alarm while ``S >= threshold``.
+    A day adds at most ``threshold - slack``, so one night, however far off, never alarms on its
+    own (acute deterioration is NEWS2's to catch, within minutes); two nights at 3 SD in a row
+    (S = 2, then 4) do. A usual night (d ≈ 0.4) takes 0.6 off, and the sum never exceeds
+    ``cap``, so an alarm ends within days of the deviation ending. Page E.S. 1954, Biometrika
+    41:100-115.
     """
 
-    slack: float = 0.5
-    threshold: float = 4.0
+    slack: float = CUSUM_SLACK_SD
+    threshold: float = CUSUM_THRESHOLD
+    cap: float = CUSUM_CAP
     value: float = field(default=0.0)
 
     def update(self, deviation_sd: float) -> bool:
         """Add a day's deviation (None-safe callers pass 0 for a day that could not be assessed)."""
-        self.value = max(0.0, self.value + deviation_sd - self.slack)
+        day = min(deviation_sd, self.threshold)
+        self.value = min(self.cap, max(0.0, self.value + day - self.slack))
         return self.alarm
 
     @property
@@ -172,15 +191,16 @@ class Sustained:
         return self.value >= self.threshold
 
     def snapshot(self) -> dict[str, float]:
-        return {"slack": self.slack, "threshold": self.threshold, "value": self.value}
+        """The state only: the parameters are code, so a new release's parameters apply."""
+        return {"value": self.value}
 
     @classmethod
     def restore(cls, state: Mapping[str, float]) -> Sustained:
-        return cls(float(state["slack"]), float(state["threshold"]), float(state["value"]))
+        return cls(value=float(state["value"]))
 
 
-#: After this many alarmed days in a row the baselines learn again: a change that lasts two
-#: weeks is the patient's new normal (or is already being managed), not news to page about.
+#: After this many days in a row held back from learning, the baselines learn again: a change
+#: that lasts two weeks is the patient's new normal (or is already being managed), not news.
 RELEARN_AFTER_DAYS = 14
 
 
@@ -202,9 +222,11 @@ class PatientRisk:
     """One patient's baselines and sustained-deviation state, stepped one day at a time.
 
     The score of a day is taken against the baselines learnt *before* it, then the day is
-    learnt. Days that alarm are not learnt (up to ``RELEARN_AFTER_DAYS`` in a row): otherwise
-    the illness being watched would become the baseline it is compared with. The same object
-    serves the live pipeline (state snapshotted to PostgreSQL) and ``wardwatch evaluate``.
+    learnt, unless it leaves evidence of a sustained deviation building (the CUSUM above 0):
+    such days are held back, up to ``RELEARN_AFTER_DAYS`` in a row, because otherwise an
+    illness that comes on over a few days would be learnt as the patient's usual before it had
+    accumulated enough to alarm. The same object serves the live pipeline (state snapshotted to
+    PostgreSQL) and ``wardwatch evaluate``.
     """
 
     def __init__(
@@ -217,14 +239,15 @@ class PatientRisk:
         self.rules = rules
         self.baselines = {f: make_baseline() for f in rules}
         self.sustained = sustained if sustained is not None else Sustained()
-        self.alarmed_days = 0  # consecutive days that alarmed and were not learnt
+        self.held_days = 0  # consecutive days held back from the baselines
 
     def step(self, values: Mapping[Feature, float | None]) -> Assessment:
         """Score one day's feature values (None or NaN: not measured), then learn them."""
         risk = daily_risk(values, {f: b.get() for f, b in self.baselines.items()}, rules=self.rules)
         alarm = self.sustained.update(risk.deviation_sd)
-        self.alarmed_days = self.alarmed_days + 1 if alarm else 0
-        if not alarm or self.alarmed_days > RELEARN_AFTER_DAYS:
+        building = self.sustained.value > 0
+        self.held_days = self.held_days + 1 if building else 0
+        if not building or self.held_days > RELEARN_AFTER_DAYS:
             for feature, baseline in self.baselines.items():
                 value = values.get(feature)
                 if value is not None:
@@ -236,7 +259,7 @@ class PatientRisk:
         return {
             "baselines": {f.value: b.snapshot() for f, b in self.baselines.items()},
             "sustained": self.sustained.snapshot(),
-            "alarmed_days": self.alarmed_days,
+            "held_days": self.held_days,
         }
 
     @classmethod
@@ -248,5 +271,5 @@ class PatientRisk:
             feature = Feature(name)
             if feature in p.baselines:
                 p.baselines[feature] = RollingRobust.restore(snap)
-        p.alarmed_days = int(state["alarmed_days"])
+        p.held_days = int(state["held_days"])
         return p

@@ -259,6 +259,16 @@ def cmd_evaluate_welltory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_simulated(args: argparse.Namespace) -> int:
+    from wardwatch import evaluate  # noqa: PLC0415 - pandas only when evaluating
+
+    if args.patients < 1 or args.days < 14:
+        print("wardwatch evaluate simulated: need at least 1 patient and 14 days", file=sys.stderr)
+        return 2
+    print(evaluate.simulated(args.patients, days=args.days, seed=args.seed, as_json=args.json))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -415,6 +425,15 @@ def _add_evaluation_commands(sub: Any) -> None:
     )
     w.add_argument("--json", action="store_true", help="print the report as JSON")
     w.set_defaults(func=cmd_evaluate_welltory)
+    s = ev.add_parser(
+        "simulated",
+        help="the simulator's labelled multi-day cohort: half catch an infection (docs/risk.md)",
+    )
+    s.add_argument("--patients", type=int, default=20, help="cohort size (default %(default)s)")
+    s.add_argument("--days", type=int, default=21, help="days simulated (default %(default)s)")
+    s.add_argument("--seed", type=int, default=1, help="the cohort's seed (default %(default)s)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=cmd_evaluate_simulated)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

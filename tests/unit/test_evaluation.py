@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, timedelta
 from pathlib import Path
@@ -161,15 +162,16 @@ def hr(value: float) -> dict[Feature, float | None]:
 
 def test_replay_steps_every_calendar_day_and_the_cusum_decays_through_a_gap() -> None:
     days = [(day(i), hr(v)) for i, v in enumerate(QUIET)]
-    days += [(day(10), hr(70.0)), (day(11), hr(70.0))]  # 6.7 SD, capped at 6: S = 5.5, 11
+    # 10 SD (the MAD is below the 1 /min floor), capped at 6, a day's input at 4: S = 3, 6.
+    days += [(day(10), hr(70.0)), (day(11), hr(70.0))]
     days += [(day(20), hr(60.0))]  # 8 days without data, then a usual day
     out = replay(days)
     assert [d for d, _ in out] == [day(i) for i in range(21)]
     cusum = [a.cusum for _, a in out]
-    assert cusum[10:12] == pytest.approx([5.5, 11.0])
-    # Empty days score 0 and take the slack (0.5) off: 11 → 7 over days 12-19.
-    assert cusum[12:20] == pytest.approx([10.5 - 0.5 * i for i in range(8)])
-    assert all(a.alarm for _, a in out[10:21])
+    assert cusum[10:12] == pytest.approx([3.0, 6.0])
+    # Empty days score 0 and take the slack (1.0) off: 6 → 0 over days 12-17.
+    assert cusum[12:20] == pytest.approx([5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0])
+    assert [d for d, a in out if a.alarm] == [day(11), day(12), day(13)]
     assert not out[12][1].risk.assessable
 
 
@@ -191,9 +193,9 @@ def test_episode_counts_alarms_only_on_monitored_days() -> None:
     days += [(day(10), hr(70.0)), (day(11), hr(70.0)), (day(15), {Feature.STEPS: None})]
     days += [(day(20), hr(60.0))]
     e = episode("p", day(12), days)
-    # Days 12-19 alarm in the replay (the CUSUM stays above 4) but had no data; day 15's only
-    # value is missing, so it is not a monitored day either.
-    assert e.alarm_days == (day(10), day(11), day(20))
+    # Days 12-13 alarm in the replay (the CUSUM is still 4 or more) but had no data; day 15's
+    # only value is missing, so it is not a monitored day either.
+    assert e.alarm_days == (day(11),)
     assert day(15) not in e.days
     assert len(e.days) == 13
     assert has_data({Feature.STEPS: math.nan}) is False
@@ -217,14 +219,15 @@ def test_welltory_features_are_read_in_the_units_the_model_expects() -> None:
 
 
 def test_welltory_figures_are_pinned() -> None:
-    """Measured 2026-11-28 with signals.risk's defaults, untouched (docs/risk.md, Evaluation).
+    """Measured 2026-11-28 with signals.risk's defaults (docs/risk.md, Evaluation).
 
-    116 participants; 12 evaluated. 6/12 detected (50 %), but 4 of them by an alarm already
-    standing when the detection window opened (lead +14 each) and 2 after onset (-5, -4 days):
-    no illness was flagged by an alarm raised before symptoms. 435 false alert-days over 868
-    monitored days outside illness windows: 36.25 per person, 15.0 per 30 days. Resting HR
-    only: 3/12, all carried in; 25.4 false alert-days per person. Alavi 2022: 80 %, 3 days,
-    1.15. A change to these numbers is a change to the model or the data: update the docs too.
+    The model's second version (CUSUM slack 1.0 from the half-normal mean, capped sum, deviating
+    days held back from the baseline); the first, blind run gave 6/12 with 4 carried in and
+    36.25 false alert-days per person. Now: 116 participants; 12 evaluated. 4/12 detected
+    (33 %), 1 of them carried in (+14); the others -7, -6, -2 days (after onset). 66 false
+    alert-days over 868 monitored days outside illness windows: 5.5 per person, 2.28 per 30
+    days. Resting HR only: 2/12 (+1, 0 days), 6.17 per person. Alavi 2022: 80 %, 3 days, 1.15.
+    A change to these numbers is a change to the model or the data: update the docs too.
     """
     r = run_welltory(WELLTORY)
     assert r.n_participants == 116
@@ -240,30 +243,30 @@ def test_welltory_figures_are_pinned() -> None:
     ]  # fmt: skip
 
     ev = r.main
-    assert (ev.n_participants, ev.n_with_onset, ev.n_detected, ev.n_carried_in) == (12, 12, 6, 4)
-    assert ev.sensitivity == 0.5
-    assert ev.lead_days == (-5, 14, 14, -4, 14, 14)
-    assert ev.median_lead_days == 14.0
-    assert (ev.false_alert_days, ev.days_outside_illness) == (435, 868)
-    assert ev.false_alert_days_per_person == 36.25
-    assert ev.false_alert_days_per_30_days == pytest.approx(15.0346, abs=1e-4)
-    assert [o.false_alert_days for o in ev.outcomes] == [39, 62, 0, 0, 92, 0, 0, 32, 85, 0, 16, 109]
+    assert (ev.n_participants, ev.n_with_onset, ev.n_detected, ev.n_carried_in) == (12, 12, 4, 1)
+    assert ev.sensitivity == pytest.approx(1 / 3)
+    assert ev.lead_days == (-7, -2, 14, -6)
+    assert ev.median_lead_days == -4.0
+    assert (ev.false_alert_days, ev.days_outside_illness) == (66, 868)
+    assert ev.false_alert_days_per_person == 5.5
+    assert ev.false_alert_days_per_30_days == pytest.approx(2.2811, abs=1e-4)
+    assert [o.false_alert_days for o in ev.outcomes] == [3, 18, 0, 0, 0, 0, 0, 16, 7, 0, 0, 22]
 
     [(label, hr_only)] = r.variants
     assert label == "resting HR only"
-    assert (hr_only.n_detected, hr_only.n_carried_in, hr_only.lead_days) == (3, 3, (14, 14, 14))
-    assert (hr_only.false_alert_days, hr_only.days_outside_illness) == (305, 868)
+    assert (hr_only.n_detected, hr_only.n_carried_in, hr_only.lead_days) == (2, 0, (1, 0))
+    assert (hr_only.false_alert_days, hr_only.days_outside_illness) == (74, 868)
 
-    # Why so many false alerts: what healthy days feed the CUSUM is, on average, above its slack.
-    assert r.in_control_deviation_sd == pytest.approx(0.5076, abs=1e-4)
-    assert report_json(r)["main"]["detected_carried_in"] == 4
+    # What healthy days feed the CUSUM: above the half-normal's 0.40, below the 1.0 slack.
+    assert r.in_control_deviation_sd == pytest.approx(0.6394, abs=1e-4)
+    assert report_json(r)["main"]["detected_carried_in"] == 1
 
 
 def test_wardwatch_evaluate_welltory_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evaluate", "welltory", "--data", str(WELLTORY)]) == 0
     out = capsys.readouterr().out
     assert "evaluated 12; excluded 104" in out
-    assert "6/12 (50 %)" in out
+    assert "4/12 (33 %)" in out
     assert "67/84 (80 %)" in out
 
 
@@ -274,3 +277,21 @@ def test_wardwatch_evaluate_welltory_says_which_file_is_missing(
     assert "participants.csv" in capsys.readouterr().err
     with pytest.raises(EvaluationDataError, match=r"participants\.csv"):
         load_welltory(tmp_path)
+
+
+def test_the_simulated_cohort_is_flagged_days_after_onset_without_false_alerts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The chain from minute readings to an alarm (simulator → signals.daily → risk), pinned.
+
+    4 infections, 4 well, 21 days (seed 1): every infection flagged 1-3 days after the
+    physiological onset, no false alert-day. Easy by construction (the scenario moves four
+    features by several SD); what it pins is that the chain works and how fast it reacts.
+    """
+    assert cli.main(["evaluate", "simulated", "--patients", "8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    main = report["main"]
+    assert (main["with_onset"], main["detected"], main["detected_carried_in"]) == (4, 4, 0)
+    assert all(-3 <= lead <= -1 for lead in main["lead_days"])
+    assert main["false_alert_days"] == 0
+    assert report["scenarios"]["sim-pt-0005"] == "home_stable"

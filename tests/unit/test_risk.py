@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,12 +74,35 @@ def test_more_deviation_never_lowers_the_score(feature: Feature, a: float, b: fl
 def test_one_bad_night_does_not_alarm_two_in_a_row_do() -> None:
     c = Sustained()
     assert not c.update(3.0)  # one bad night
-    assert not c.update(0.0)  # back to usual
-    assert not c.update(0.0)
-    assert c.value == 1.5
+    assert c.value == 2.0
+    assert not c.update(0.4)  # back to usual: a usual day still deviates 0.4 SD on average
+    assert c.value == pytest.approx(1.4)
+    c = Sustained()
+    assert not c.update(50.0)  # however bad, one night alone never alarms
     c = Sustained()
     assert not c.update(3.0)
     assert c.update(3.0)  # the second night in a row
     restored = Sustained.restore(c.snapshot())
     assert restored.alarm
     assert restored.value == c.value
+
+
+def test_the_sum_is_capped_so_an_alarm_ends_days_after_the_deviation() -> None:
+    c = Sustained()
+    for _ in range(30):  # a month of deviation
+        c.update(4.0)
+    assert c.value == 6.0
+    usual = [c.update(0.4) for _ in range(5)]
+    assert usual == [True, True, True, False, False]  # 5.4, 4.8, 4.2, 3.6: clear on day 4
+
+
+def test_healthy_days_do_not_creep_towards_an_alarm() -> None:
+    """Only concerning deviations count, so a healthy day feeds the CUSUM 0.40 SD on average
+    (the mean of a half-normal); the slack must sit above that or the sum drifts up in health.
+    """
+    rng = np.random.default_rng(7)
+    z = np.maximum(rng.standard_normal(200_000), 0.0)
+    assert float(z.mean()) == pytest.approx(1 / math.sqrt(2 * math.pi), abs=0.005)
+    c = Sustained()
+    alarms = sum(c.update(float(d)) for d in z[:3650])  # ten years of one healthy feature
+    assert alarms == 0
