@@ -95,10 +95,13 @@ def test_synthetic_qrs_train_finds_every_beat(fs: float, bpm: float) -> None:
     assert np.max(np.abs(found - truth)) <= 0.02 * fs
 
 
-@pytest.mark.parametrize("scale", [-1.0, 1e-3, 1e3])
-def test_polarity_and_units_do_not_matter(scale: float) -> None:
+# The detector works in float32 on the signal scaled to a range of 1 (signals/beats.py): units far
+# beyond float32's range, and a DC offset far larger than the ECG, must not matter either.
+@pytest.mark.parametrize("scale", [-1.0, 1e-3, 1e3, 1e-200, 1e200])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_polarity_units_and_offset_do_not_matter(scale: float, offset: float) -> None:
     ecg, truth = synthetic_ecg(360.0, 75.0)
-    se, ppv, *_ = score_detections(ecg_r_peaks(scale * ecg, 360.0), truth, 360.0)
+    se, ppv, *_ = score_detections(ecg_r_peaks(scale * (ecg + offset), 360.0), truth, 360.0)
     assert (se, ppv) == (1.0, 1.0)
 
 
