@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 
 from signals.hrv import clean_nn, time_domain
+from signals.quality import Quality, label_windows
 from signals.resting import nightly_resting_hr, resting_minutes
 from signals.risk import Feature
 from signals.vitals import F64, I64, Metric, Readings
@@ -35,6 +36,17 @@ MIN_WORN_MINUTES = 16 * 60
 MIN_NIGHT_SAMPLES = {Metric.RESP_RATE: 60, Metric.SPO2: 60, Metric.TEMPERATURE: 12}
 #: Fewest NN intervals for a night's RMSSD: about five minutes of beats (Task Force 1996).
 MIN_NN_INTERVALS = 300
+
+#: Night samples are labelled in slices (signals.quality) before they are used: a slice that is
+#: noisy, stuck (a frozen sensor repeating one value) or off-body contributes nothing, so a
+#: feature from bad data becomes "not measured" rather than a confident wrong number.
+QUALITY_WINDOW_S = {
+    Metric.HEART_RATE: 600,
+    Metric.RESP_RATE: 600,
+    Metric.SPO2: 600,
+    Metric.TEMPERATURE: 1800,  # six five-minute samples
+}
+_USABLE = Quality.INTERMITTENT_LOSS  # some loss is fine: the minimum counts guard the median
 
 _US = 1_000_000
 
@@ -91,8 +103,24 @@ def worn_minutes(readings: Readings, lo_us: int, hi_us: int) -> int:
     return int(minutes.size)
 
 
+def usable_night(readings: Readings, metric: Metric, w: DayWindow) -> tuple[I64, F64]:
+    """The night's samples of ``metric`` that lie in slices of acceptable quality."""
+    ts, value = _series(readings, metric, w.night_start_us, w.night_end_us)
+    if ts.size == 0:
+        return ts, value
+    window_s = QUALITY_WINDOW_S[metric]
+    n = -(-(w.night_end_us - w.night_start_us) // (window_s * _US))
+    worn_ts, worn = _series(readings, Metric.WORN, w.night_start_us, w.night_end_us)
+    labels = label_windows(
+        ts, value, metric=metric, start_us=w.night_start_us, window_s=window_s, n_windows=n,
+        worn_ts_us=worn_ts, worn=worn > 0.5,
+    )  # fmt: skip
+    keep = labels[(ts - w.night_start_us) // (window_s * _US)] <= _USABLE
+    return ts[keep], value[keep]
+
+
 def _night_median(readings: Readings, metric: Metric, w: DayWindow) -> float:
-    _, value = _series(readings, metric, w.night_start_us, w.night_end_us)
+    _, value = usable_night(readings, metric, w)
     value = value[np.isfinite(value)]
     if value.size < MIN_NIGHT_SAMPLES[metric]:
         return math.nan
@@ -115,9 +143,9 @@ def daily_features(readings: Readings, w: DayWindow) -> dict[Feature, float]:
 
     NaN marks a feature the day's data cannot support; the risk score names it as not measured.
     Steps and sleep need the device worn for most of the day; the night features need enough
-    samples in the night.
+    samples in the night's slices of acceptable quality (``usable_night``).
     """
-    hr_ts, hr = _series(readings, Metric.HEART_RATE, w.night_start_us, w.night_end_us)
+    hr_ts, hr = usable_night(readings, Metric.HEART_RATE, w)
     steps_ts, steps = _series(readings, Metric.STEPS, w.start_us, w.end_us)
     resting = resting_minutes(hr_ts, steps_ts, steps)
     resting_hr = nightly_resting_hr(

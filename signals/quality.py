@@ -51,10 +51,13 @@ class QualityRules:
 
 #: Jumps beyond these between samples a minute apart are artefact, not physiology (motion,
 #: a loose probe). Heart rate can change 40/min in a minute on standing; SpO2 by several %.
+#: Stuck runs: devices report whole units and smooth, so a resting SpO2 of 97 % for an hour is
+#: ordinary, and so is a respiratory rate held for an hour; identical heart rates for an hour,
+#: SpO2 for four hours or breathing for two are a frozen sensor.
 DEFAULT_RULES: dict[Metric, QualityRules] = {
-    Metric.HEART_RATE: QualityRules(max_jump=40.0),
-    Metric.SPO2: QualityRules(max_jump=8.0),
-    Metric.RESP_RATE: QualityRules(max_jump=12.0),
+    Metric.HEART_RATE: QualityRules(max_jump=40.0, stuck_run=60),
+    Metric.SPO2: QualityRules(max_jump=8.0, stuck_run=240),
+    Metric.RESP_RATE: QualityRules(max_jump=12.0, stuck_run=120),
     Metric.TEMPERATURE: QualityRules(expected_every_s=300.0, max_jump=1.5, stuck_run=1000),
 }
 
@@ -102,7 +105,7 @@ def label_windows(
 
     if vals.size >= rules.stuck_run:
         changed = np.ones(vals.size, dtype=bool)
-        changed[1:] = (vals[1:] != vals[:-1]) | (idx[1:] != idx[:-1])
+        changed[1:] = vals[1:] != vals[:-1]  # a frozen sensor's run crosses window edges
         run_id = np.cumsum(changed)
         run_len = np.bincount(run_id)[run_id]
         stuck = np.bincount(idx, weights=(run_len >= rules.stuck_run), minlength=n_windows) > 0

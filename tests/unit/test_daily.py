@@ -53,8 +53,8 @@ def _night(
     rows: list[tuple[int, Metric, float]] = []
     for k in range(minutes):
         t = w.night_start_us + k * 60 * US
-        rows += [(t, Metric.HEART_RATE, hr + (k % 3)), (t, Metric.RESP_RATE, 14.0),
-                 (t, Metric.SPO2, 96.0)]  # fmt: skip
+        rows += [(t, Metric.HEART_RATE, hr + (k % 3)), (t, Metric.RESP_RATE, 14.0 + k % 2),
+                 (t, Metric.SPO2, 96.0 + (k % 4 == 0))]  # fmt: skip
         if k % 5 == 0:
             rows.append((t, Metric.TEMPERATURE, 36.5))
     if steps_at is not None:
@@ -66,7 +66,7 @@ def test_night_features_are_medians_of_the_resting_night() -> None:
     day = date(2026, 3, 10)
     f = daily_features(_readings(_night(day, hr=60.0, minutes=300)), day_window(day, 0))
     assert f[Feature.RESTING_HR] == 61.0  # 60, 61, 62 repeating
-    assert f[Feature.RESP_RATE] == 14.0
+    assert f[Feature.RESP_RATE] == 14.5
     assert f[Feature.SPO2] == 96.0
     assert f[Feature.TEMPERATURE] == 36.5
     # No worn flag and 300 minutes of heart rate: far from 16 h worn, so no step count.
@@ -175,3 +175,22 @@ def test_the_risk_rule_asks_for_a_review_and_says_why() -> None:
     assert "resting_hr +11/min" in c.summary
     assert "temperature +0.9°C" in c.summary
     assert "not measured: hrv_rmssd, spo2, steps, sleep_minutes" in c.summary
+
+
+def test_a_frozen_or_noisy_sensor_gives_no_feature_rather_than_a_wrong_one() -> None:
+    day = date(2026, 3, 10)
+    w = day_window(day, 0)
+    rows = _night(day, hr=60.0, minutes=300)
+    frozen = [(t, m, 55.0 if m is Metric.HEART_RATE else v) for t, m, v in rows]
+    f = daily_features(_readings(frozen), w)
+    assert math.isnan(f[Feature.RESTING_HR])  # five hours of exactly 55: a frozen sensor
+    assert f[Feature.RESP_RATE] == 14.5  # the other sensors are fine
+    # Motion artefact in the first hour: jumps of 50/min. Those slices are dropped; the
+    # median comes from the clean four hours and is not pulled towards the artefact.
+    burst = [
+        (t, m, v + 50.0 * ((t - w.night_start_us) // (60 * US) % 2))
+        if m is Metric.HEART_RATE and t < w.night_start_us + 3600 * US
+        else (t, m, v)
+        for t, m, v in rows
+    ]
+    assert daily_features(_readings(burst), w)[Feature.RESTING_HR] == 61.0

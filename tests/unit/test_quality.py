@@ -69,3 +69,27 @@ def test_windows_are_labelled_independently() -> None:
         Quality.DISCONNECTED,
         Quality.INTERMITTENT_LOSS,
     ]
+
+
+def test_a_frozen_run_is_stuck_even_where_it_crosses_window_edges() -> None:
+    # An hour of one heart rate, seen through ten-minute windows: each window holds only 10 of
+    # the 60 identical values, but the run is what is impossible, not the window.
+    hr = np.concatenate([70 + np.arange(30) % 2, np.full(60, 72.0), 70 + np.arange(30) % 2])
+    codes = label_windows(
+        _minutes(120), hr.astype(np.float64), metric=Metric.HEART_RATE, start_us=0,
+        window_s=600.0, n_windows=12,
+    )  # fmt: skip
+    got = [Quality(int(c)) for c in codes]
+    assert got[3:9] == [Quality.STUCK] * 6
+    assert got[:3] + got[9:] == [Quality.ACCEPTABLE] * 6
+
+
+def test_a_steady_spo2_is_not_a_frozen_sensor() -> None:
+    # Whole-percent SpO2 at rest often holds one value for an hour; four hours is a fault.
+    flat = np.full(60, 97.0)
+    ok = label_windows(_minutes(60), flat, metric=Metric.SPO2, start_us=0, window_s=HOUR_S,
+                       n_windows=1)  # fmt: skip
+    assert Quality(int(ok[0])) is Quality.ACCEPTABLE
+    frozen = label_windows(_minutes(240), np.full(240, 97.0), metric=Metric.SPO2, start_us=0,
+                           window_s=HOUR_S, n_windows=4)  # fmt: skip
+    assert [Quality(int(c)) for c in frozen] == [Quality.STUCK] * 4
