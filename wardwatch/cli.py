@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     with running(settings) as svc:
         print(f"wardwatch running; dashboard at {svc.dashboard_url}", flush=True)
         stop.wait()
+    return 0
+
+
+def cmd_watchdog(args: argparse.Namespace) -> int:
+    from alerts.notify import Channel, LogChannel, WebhookChannel  # noqa: PLC0415
+    from alerts.watchdog import Watch  # noqa: PLC0415
+    from wardwatch import watchdog  # noqa: PLC0415
+
+    channels: list[Channel] = [LogChannel()]
+    webhook = args.webhook_url or os.environ.get("WARDWATCH_WATCHDOG_WEBHOOK_URL")
+    if webhook:
+        channels.append(WebhookChannel(webhook))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    print(f"watching {args.metrics_url} every {args.interval:g} s", flush=True)
+    watchdog.run(
+        args.metrics_url,
+        channels,
+        interval=timedelta(seconds=args.interval),
+        no_batch_after=timedelta(minutes=args.stall_after),
+        watch=Watch(for_=timedelta(minutes=args.alarm_after)),
+        stop=stop,
+    )
     return 0
 
 
@@ -322,6 +345,32 @@ def _add_service_commands(sub: Any) -> None:
         " (env WARDWATCH_MQTT_SHARE_GROUP)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "watchdog",
+        help="a separate process that alerts when the service stalls (docs/alerts.md)",
+    )
+    p.add_argument(
+        "--metrics-url",
+        default="http://127.0.0.1:8080/metrics",
+        help="the service's /metrics (default %(default)s)",
+    )
+    p.add_argument(
+        "--webhook-url",
+        help="where to send the alarm besides the log (env WARDWATCH_WATCHDOG_WEBHOOK_URL);"
+        " use a channel that does not go through wardwatch's broker or database",
+    )
+    p.add_argument("--interval", type=_positive, default=15.0, help="seconds between looks")
+    p.add_argument(
+        "--stall-after",
+        type=_positive,
+        default=5.0,
+        help="minutes without a batch, while devices are enrolled, that count as a stall",
+    )
+    p.add_argument(
+        "--alarm-after", type=_positive, default=2.0, help="minutes trouble must last to alarm"
+    )
+    p.set_defaults(func=cmd_watchdog)
 
 
 def _add_admin_commands(sub: Any) -> None:

@@ -21,7 +21,7 @@ from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
 from ingest.loop import run as run_loop
 from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, subscription
-from storage import migrate
+from storage import assignments, migrate
 from storage.ward import PostgresWard
 from wardwatch import jobs
 from wardwatch.settings import Settings
@@ -101,6 +101,24 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             registry=registry,
         )
         subscribed.set_function(lambda: float(source.subscribed.is_set()))
+        # Read by `wardwatch watchdog` (a separate process) to tell when this service stalls.
+        last_batch = Gauge(
+            "wardwatch_last_batch_timestamp_seconds",
+            "When ingest last committed a batch (Unix time).",
+            registry=registry,
+        )
+        database_up = Gauge(
+            "wardwatch_database_up",
+            "1 while PostgreSQL answers a trivial query within 2 s.",
+            registry=registry,
+        )
+        ward = PostgresWard(pool)
+        database_up.set_function(lambda: float(ward.healthy()))
+        enrolled = Gauge(
+            "wardwatch_devices_enrolled",
+            "Devices assigned to a patient now (as of the last \"no data\" check).",
+            registry=registry,
+        )
         pipeline = pipe.Pipeline(
             settings.database_url,
             settings=pipe.Settings(
@@ -122,6 +140,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
 
             def committed(_index: int) -> None:
                 source.ack(pending.pop(0))
+                last_batch.set_to_current_time()
 
             try:
                 run_loop(pipeline, batches(), on_committed=committed, stop=stop)
@@ -155,6 +174,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             jobs.escalate(conn, now=clock(), policy=options.escalation, channels=channel_names)
 
         def silence(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            enrolled.set(len(assignments.current_contacts(conn, clock())))
             jobs.check_silence(
                 conn,
                 now=clock(),
@@ -200,7 +220,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=True)
 
-        app = create_app(PostgresWard(pool), registry=registry, clock=clock)
+        app = create_app(ward, registry=registry, clock=clock)
         server = serve_in_thread(app, settings.http_host, settings.http_port)
         stack.callback(server.stop)
         log.info("dashboard at %s", server.url)
