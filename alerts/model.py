@@ -43,7 +43,8 @@ class Rule(enum.StrEnum):
     NO_DATA = "no_data"
     MESSAGE_GAP = "message_gap"  # a device's numbered messages went missing upstream of us
     RISK = "risk"  # behaviour-based risk: a sustained deviation from the patient's own baseline
-    BATTERY = "battery"  # the device's battery is low (technical) or critical
+    BATTERY = "battery"  # the device's battery is low
+    BATTERY_CRITICAL = "battery_critical"  # ... and about to die: a separate, louder alert
     NOT_WORN = "not_worn"  # the device reports it is off the body
     CLOCK_SKEW = "clock_skew"  # the device's clock disagrees with ours
     STALL = "stall"  # wardwatch itself stopped processing (raised by the watchdog)

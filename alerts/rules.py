@@ -5,6 +5,7 @@ Pure functions of their inputs; the caller supplies scores, last-contact times a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from alerts.model import Condition, Rule, Severity
@@ -117,3 +118,97 @@ def risk_condition(patient_id: str, day: date, assessment: Assessment) -> Condit
     if risk.missing:
         text += "; not measured: " + ", ".join(f.value for f in risk.missing)
     return Condition(patient_id, Rule.RISK, Severity.REVIEW, text)
+
+
+# --- device health: technical alerts for whoever looks after the devices ---------------------
+
+#: Battery thresholds: most wrist wearables warn their wearer at 20 % and enter low-power mode
+#: (vital-sign sensors off) around 10 %, so 20 % leaves a day to charge and 10 % means hours.
+BATTERY_LOW_PCT = 20.0
+BATTERY_CRITICAL_PCT = 10.0
+#: Off the body this long (the wearable's own flag): the patient is not being monitored. Longer
+#: than a wash (10-20 min) so a shower does not page, short enough to catch a forgotten watch.
+NOT_WORN_AFTER = timedelta(minutes=30)
+#: A device clock this far off ours makes its readings' times unreliable; beyond 5 minutes ahead
+#: ingest refuses them as future-dated (ingest.codec), so they are lost until the clock is set.
+CLOCK_SKEW_TOLERANCE_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    """What a device last said about itself (event times), for the technical rules."""
+
+    battery_pct: float | None = None
+    off_body_since: datetime | None = None  # set while its latest worn report says "off"
+    latest_at: datetime | None = None  # its latest report of any kind
+    clock_offset_s: float | None = None  # device minus receipt, from its latest status report
+    future_refused: int = 0  # readings refused as future-dated in the last hour
+
+
+def battery_condition(patient_id: str, device_id: str, h: DeviceHealth) -> Condition | None:
+    """Low but not yet critical (critical is its own alert, so each says one clear thing)."""
+    pct = h.battery_pct
+    if pct is None or pct > BATTERY_LOW_PCT or pct <= BATTERY_CRITICAL_PCT:
+        return None
+    return Condition(
+        patient_id,
+        Rule.BATTERY,
+        Severity.TECHNICAL,
+        f"battery of device {device_id} at {pct:.0f} %: ask the patient to charge it today",
+    )
+
+
+def battery_critical_condition(
+    patient_id: str, device_id: str, h: DeviceHealth
+) -> Condition | None:
+    pct = h.battery_pct
+    if pct is None or pct > BATTERY_CRITICAL_PCT:
+        return None
+    return Condition(
+        patient_id,
+        Rule.BATTERY_CRITICAL,
+        Severity.TECHNICAL,
+        f"battery of device {device_id} at {pct:.0f} %: monitoring stops within hours "
+        "unless it is charged now",
+    )
+
+
+def not_worn_condition(
+    patient_id: str, device_id: str, h: DeviceHealth, *, after: timedelta = NOT_WORN_AFTER
+) -> Condition | None:
+    """Off the body for ``after`` by the device's own clock (its latest report, not ours)."""
+    if h.off_body_since is None or h.latest_at is None:
+        return None
+    off_for = h.latest_at - h.off_body_since
+    if off_for < after:
+        return None
+    return Condition(
+        patient_id,
+        Rule.NOT_WORN,
+        Severity.TECHNICAL,
+        f"device {device_id} off the body for {int(off_for.total_seconds() // 60)} min: "
+        "no vital signs are being measured",
+    )
+
+
+def clock_skew_condition(
+    patient_id: str,
+    device_id: str,
+    h: DeviceHealth,
+    *,
+    tolerance_s: float = CLOCK_SKEW_TOLERANCE_S,
+) -> Condition | None:
+    parts = []
+    if h.clock_offset_s is not None and abs(h.clock_offset_s) > tolerance_s:
+        way = "ahead" if h.clock_offset_s > 0 else "behind"
+        parts.append(f"clock {abs(h.clock_offset_s):.0f} s {way}")
+    if h.future_refused:
+        parts.append(f"{h.future_refused} readings refused as future-dated in the last hour")
+    if not parts:
+        return None
+    return Condition(
+        patient_id,
+        Rule.CLOCK_SKEW,
+        Severity.TECHNICAL,
+        f"device {device_id}: " + "; ".join(parts) + " (set its clock or check its time sync)",
+    )

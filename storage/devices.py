@@ -7,13 +7,15 @@ redelivered chunk, report or message number is stored once, by the table's key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, cast
 
 import numpy as np
 import psycopg
 from psycopg.rows import class_row
 
+from alerts.rules import DeviceHealth
+from signals.vitals import Metric
 from signals.waveforms import MAX_CHUNK_S, DeviceStatus, WaveformChunk, WaveformKind
 
 __all__ = [
@@ -239,3 +241,51 @@ def find_gaps(
         (cast(str, d), cast(str, s), cast(int, first), cast(int, last))
         for d, s, first, last in rows
     ]
+
+
+def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str, DeviceHealth]:
+    """What each device last said about itself, for the technical rules (alerts.rules).
+
+    Battery and worn come from readings (both the vitals and the status topics write them);
+    the clock offset from the latest status report; refusals from the quarantine. Off-body time
+    runs from the first "off" after the last "on" within a day, by the device's own clock.
+    """
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "select d.id, b.value, w.value, w.ts,"
+        " (select min(ts) from readings where device_id = d.id and metric = %(worn)s"
+        "   and ts > coalesce((select max(ts) from readings where device_id = d.id"
+        "     and metric = %(worn)s and value >= 0.5 and ts > %(day)s), %(day)s)),"
+        " (select max(ts) from readings where device_id = d.id and ts > %(day)s"
+        "   and metric = any(%(any)s)),"
+        " (select clock_offset_s::float8 from device_status where device_id = d.id"
+        "   and ts > %(day)s order by ts desc limit 1),"
+        " (select count(*) from quarantine where device_id = d.id"
+        "   and reason = 'future timestamp' and received_at > %(hour)s)"
+        " from unnest(%(ids)s::text[]) d(id)"
+        " left join lateral (select value from readings where device_id = d.id"
+        "   and metric = %(battery)s order by ts desc limit 1) b on true"
+        " left join lateral (select value, ts from readings where device_id = d.id"
+        "   and metric = %(worn)s order by ts desc limit 1) w on true",
+        {
+            "ids": ids,
+            "worn": int(Metric.WORN),
+            "battery": int(Metric.BATTERY),
+            "any": [int(Metric.WORN), int(Metric.BATTERY), int(Metric.HEART_RATE)],
+            "day": now - timedelta(days=1),
+            "hour": now - timedelta(hours=1),
+        },
+    ).fetchall()
+    out = {}
+    for device, battery, worn, worn_ts, off_since, latest, offset, refused in rows:
+        off = worn is not None and float(worn) < 0.5  # type: ignore[arg-type]
+        out[str(device)] = DeviceHealth(
+            battery_pct=None if battery is None else float(battery),  # type: ignore[arg-type]
+            off_body_since=(off_since or worn_ts) if off else None,  # type: ignore[arg-type]
+            latest_at=latest,  # type: ignore[arg-type]
+            clock_offset_s=None if offset is None else float(offset),  # type: ignore[arg-type]
+            future_refused=int(refused),  # type: ignore[call-overload]
+        )
+    return out

@@ -7,7 +7,7 @@ that runs twice, or after a restart, neither drops nor repeats anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -17,7 +17,16 @@ from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import decide
 from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
-from alerts.rules import gap_condition, no_data_condition, risk_condition
+from alerts.rules import (
+    DeviceHealth,
+    battery_condition,
+    battery_critical_condition,
+    clock_skew_condition,
+    gap_condition,
+    no_data_condition,
+    not_worn_condition,
+    risk_condition,
+)
 from signals.daily import daily_features, day_of, day_window
 from signals.risk import PatientRisk
 from storage import alerts as alert_store
@@ -27,6 +36,7 @@ from storage import risk as risk_store
 log = logging.getLogger(__name__)
 _SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
 _GAP_LOCK = 0x67617073  # "gaps"
+_DEVICE_LOCK = 0x64657663  # "devc"
 _RISK_LOCK = 0x7269736B  # "risk": with the patient's hash, one worker scores a patient at a time
 #: A day is scored once the patient's readings have reached this far past its end (event time),
 #: so that a watch syncing its buffer an hour late still lands in the right day.
@@ -65,7 +75,9 @@ def check_silence(
             silent_after=silent_after,
         )
 
-    return _device_rule(conn, Rule.NO_DATA, condition, _SILENCE_LOCK, now, policy, channels, raised)
+    return _device_rules(
+        conn, [(Rule.NO_DATA, condition)], _SILENCE_LOCK, now, policy, channels, raised
+    )
 
 
 def check_gaps(
@@ -93,20 +105,59 @@ def check_gaps(
     def condition(c: assignments.Contact) -> Condition | None:
         return gap_condition(c.patient_id, c.device_id, found.get(c.device_id, []))
 
-    return _device_rule(conn, Rule.MESSAGE_GAP, condition, _GAP_LOCK, now, policy, channels, raised)
+    return _device_rules(
+        conn, [(Rule.MESSAGE_GAP, condition)], _GAP_LOCK, now, policy, channels, raised
+    )
 
 
-def _device_rule(
+def check_devices(
     conn: Conn,
-    rule: Rule,
-    condition: Callable[[assignments.Contact], Condition | None],
+    *,
+    now: datetime,
+    policy: EscalationPolicy,
+    channels: tuple[str, ...],
+    raised: Counter | None = None,
+) -> int:
+    """Battery low and critical, not worn, clock skew: what each assigned device says of itself."""
+    with conn.transaction():
+        ids = [c.device_id for c in assignments.current_contacts(conn, now)]
+        health = devices.health(conn, ids, now=now)
+
+    def rule(
+        check: Callable[[str, str, DeviceHealth], Condition | None],
+    ) -> Callable[[assignments.Contact], Condition | None]:
+        def condition(c: assignments.Contact) -> Condition | None:
+            h = health.get(c.device_id)
+            return None if h is None else check(c.patient_id, c.device_id, h)
+
+        return condition
+
+    return _device_rules(
+        conn,
+        [
+            (Rule.BATTERY, rule(battery_condition)),
+            (Rule.BATTERY_CRITICAL, rule(battery_critical_condition)),
+            (Rule.NOT_WORN, rule(not_worn_condition)),
+            (Rule.CLOCK_SKEW, rule(clock_skew_condition)),
+        ],
+        _DEVICE_LOCK,
+        now,
+        policy,
+        channels,
+        raised,
+    )
+
+
+def _device_rules(
+    conn: Conn,
+    rules: Sequence[tuple[Rule, Callable[[assignments.Contact], Condition | None]]],
     lock: int,
     now: datetime,
     policy: EscalationPolicy,
     channels: tuple[str, ...],
     raised: Counter | None,
 ) -> int:
-    """Bring one technical rule's alerts in line for every currently assigned device.
+    """Bring technical rules' alerts in line for every currently assigned device.
 
     The cure of a device problem is the device working again: alerts resolve at once, no
     hold-down. One worker runs a rule at a time; another worker's tick simply skips.
@@ -119,17 +170,18 @@ def _device_rule(
         contacts = assignments.current_contacts(conn, now)
         current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
         for c in contacts:
-            transition = decide(
-                current.get((c.patient_id, rule)), condition(c), at=now, hold_down=timedelta(0)
-            )
-            if transition is None:
-                continue
-            outcome = alert_store.apply(
-                conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
-            )
-            if raised is not None and outcome.kind == "fired":
-                raised.labels(severity=outcome.severity.label).inc()
-            changes += 1
+            for rule, condition in rules:
+                transition = decide(
+                    current.get((c.patient_id, rule)), condition(c), at=now, hold_down=timedelta(0)
+                )
+                if transition is None:
+                    continue
+                outcome = alert_store.apply(
+                    conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
+                )
+                if raised is not None and outcome.kind == "fired":
+                    raised.labels(severity=outcome.severity.label).inc()
+                changes += 1
     return changes
 
 

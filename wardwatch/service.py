@@ -198,6 +198,15 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
 
+        def device_health(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.check_devices(
+                conn,
+                now=clock(),
+                policy=options.escalation,
+                channels=channel_names,
+                raised=metrics.alerts_raised,
+            )
+
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.assess_risk(
                 conn,
@@ -211,6 +220,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (escalation, options.escalation_tick_s),
             (silence, options.silence_tick_s),
             (gaps, options.silence_tick_s),
+            (device_health, options.silence_tick_s),
             (send, options.dispatch_tick_s),
             (risk, options.risk_tick_s),
         ):

@@ -1,0 +1,91 @@
+"""Technical alerts from what a device says of itself: battery, wear, clock (table-driven)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts.model import Condition, Rule, Severity
+from alerts.rules import (
+    DeviceHealth,
+    battery_condition,
+    battery_critical_condition,
+    clock_skew_condition,
+    not_worn_condition,
+)
+
+T = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _fired(c: Condition | None) -> tuple[Rule, str] | None:
+    if c is None:
+        return None
+    assert c.severity is Severity.TECHNICAL  # device problems never page like clinical ones
+    return c.rule, c.summary
+
+
+@pytest.mark.parametrize(
+    ("pct", "low", "critical"),
+    [
+        (None, None, None),
+        (85.0, None, None),
+        (20.5, None, None),
+        (20.0, "battery of device d1 at 20 %: ask the patient to charge it today", None),
+        (11.0, "battery of device d1 at 11 %: ask the patient to charge it today", None),
+        (10.0, None, "battery of device d1 at 10 %: monitoring stops within hours unless it is "
+                     "charged now"),
+        (3.0, None, "battery of device d1 at 3 %: monitoring stops within hours unless it is "
+                    "charged now"),
+    ],
+)  # fmt: skip
+def test_battery_low_and_critical_are_separate_alerts(
+    pct: float | None, low: str | None, critical: str | None
+) -> None:
+    h = DeviceHealth(battery_pct=pct)
+    assert _fired(battery_condition("p1", "d1", h)) == (
+        None if low is None else (Rule.BATTERY, low)
+    )
+    assert _fired(battery_critical_condition("p1", "d1", h)) == (
+        None if critical is None else (Rule.BATTERY_CRITICAL, critical)
+    )
+
+
+@pytest.mark.parametrize(
+    ("off_minutes", "want"),
+    [
+        (None, None),  # worn
+        (29, None),  # a wash
+        (30, "device d1 off the body for 30 min: no vital signs are being measured"),
+        (95, "device d1 off the body for 95 min: no vital signs are being measured"),
+    ],
+)
+def test_not_worn_after_half_an_hour_by_the_devices_own_clock(
+    off_minutes: int | None, want: str | None
+) -> None:
+    since = None if off_minutes is None else T - timedelta(minutes=off_minutes)
+    h = DeviceHealth(off_body_since=since, latest_at=T)
+    assert _fired(not_worn_condition("p1", "d1", h)) == (
+        None if want is None else (Rule.NOT_WORN, want)
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "refused", "want"),
+    [
+        (None, 0, None),
+        (90.0, 0, None),
+        (-119.0, 0, None),
+        (300.0, 0, "device d1: clock 300 s ahead (set its clock or check its time sync)"),
+        (-600.0, 0, "device d1: clock 600 s behind (set its clock or check its time sync)"),
+        (None, 12, "device d1: 12 readings refused as future-dated in the last hour (set its "
+                   "clock or check its time sync)"),
+    ],
+)  # fmt: skip
+def test_clock_skew_from_status_reports_or_refused_readings(
+    offset: float | None, refused: int, want: str | None
+) -> None:
+    h = DeviceHealth(clock_offset_s=offset, future_refused=refused)
+    assert _fired(clock_skew_condition("p1", "d1", h)) == (
+        None if want is None else (Rule.CLOCK_SKEW, want)
+    )
