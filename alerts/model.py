@@ -87,3 +87,15 @@ class AlertEvent:
     severity: Severity
     actor: str | None
     detail: str
+
+
+#: What a user says happened when they close an alert themselves: a small fixed vocabulary so the
+#: ward's report can count outcomes (a free-text note goes beside it).
+RESOLUTION_OUTCOMES: tuple[str, ...] = (
+    "managed at home",
+    "escalated to hospital",
+    "no action needed",
+    "false alarm (artefact)",
+    "device problem fixed",
+    "other",
+)

@@ -16,7 +16,7 @@ from psycopg.rows import args_row, class_row
 
 from alerts.escalation import EscalationPolicy, Page, due
 from alerts.lifecycle import Clearing, Fire, Recur, Transition, Worsen
-from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.model import RESOLUTION_OUTCOMES, Alert, AlertEvent, AlertState, Rule, Severity
 from storage.views import ConflictError, NotFoundError
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -244,6 +244,38 @@ def acknowledge(conn: Conn, alert_id: int, *, user: str, note: str | None, now: 
             (user, now, now, alert_id),
         )
         _event(conn, alert_id, now, "acknowledged", alert.severity, user, note or "")
+        return _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s", (alert_id,))[0]
+
+
+def resolve(
+    conn: Conn, alert_id: int, *, user: str, outcome: str, note: str | None, now: datetime
+) -> Alert:
+    """Close an alert by hand, saying what happened; stops its escalation.
+
+    If the condition is still present the rule raises a new alert at its next evaluation: a
+    patient whose readings are expected to stay abnormal needs an override or a pause
+    (docs/policy.md), not a closed alert that hides a real deterioration.
+    """
+    if outcome not in RESOLUTION_OUTCOMES:
+        raise ValueError(
+            f"outcome must be one of: {', '.join(RESOLUTION_OUTCOMES)}; got {outcome!r}"
+        )
+    with conn.transaction():
+        rows = _rows(
+            conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update", (alert_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no alert {alert_id}")
+        alert = rows[0]
+        if alert.state is AlertState.RESOLVED:
+            raise ConflictError(f"alert {alert_id} is already resolved")
+        conn.execute(
+            "update alerts set state = 'resolved', resolved_at = %s, updated_at = %s,"
+            " next_escalation_at = null where id = %s",
+            (now, now, alert_id),
+        )
+        detail = outcome if not note else f"{outcome}: {note}"
+        _event(conn, alert_id, now, "resolved", alert.severity, user, detail)
         return _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s", (alert_id,))[0]
 
 
