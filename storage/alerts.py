@@ -12,11 +12,14 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import args_row, class_row
+from psycopg.rows import args_row
 
+from alerts.content import NEWS2_VALUE_METRICS, describe_values
 from alerts.escalation import EscalationPolicy, Page, due
+from alerts.grouping import Inhibited, Pending, RetryPolicy
 from alerts.lifecycle import Clearing, Fire, Recur, Transition, Worsen
 from alerts.model import RESOLUTION_OUTCOMES, Alert, AlertEvent, AlertState, Rule, Severity
+from storage import readings
 from storage.views import ConflictError, NotFoundError
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -113,7 +116,14 @@ def apply(
         alert_id = int(row[0])  # type: ignore[call-overload]
         _event(conn, alert_id, now, "fired", c.severity, None, c.summary)
         recipient = policy.tiers(c.severity)[0]
-        body = f"[{c.severity.label}] {c.summary} (patient {c.patient_id}, {ward})"
+        # Patient, ward, bed and link head the message when it is sent (alerts.content); the
+        # row keeps what fired and the values behind it as they were at this moment.
+        body = f"[{c.severity.label}] {c.summary}"
+        if c.rule is Rule.NEWS2:
+            latest = readings.latest_values(conn, [c.patient_id], NEWS2_VALUE_METRICS)
+            values = describe_values(latest[c.patient_id])
+            if values:
+                body += f". Values: {values}"
         _notify(conn, alert_id, f"{alert_id}:fired", recipient, body, now, channels)
         return Outcome(alert_id, "fired", c.severity)
     if isinstance(transition, Worsen):
@@ -304,47 +314,107 @@ def events(conn: Conn, alert_id: int) -> list[AlertEvent]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class PendingNotification:
-    id: int
-    alert_id: int
-    channel: str
-    recipient: str
-    body: str
-    attempts: int
+#: The default retry policy's last attempt (alerts.grouping.RetryPolicy). Since migration 004 a
+#: notification that was given up on has ``state = 'dead'``; count those rather than attempts.
+MAX_ATTEMPTS = RetryPolicy().max_attempts
+
+#: An outbox row due to be sent, with its alert's patient, ward, bed, rule and severity.
+PendingNotification = Pending
 
 
-def claim_pending(conn: Conn, limit: int = 100) -> list[PendingNotification]:
-    """Unsent notifications, locked for this sender until its transaction ends."""
-    with conn.cursor(row_factory=class_row(PendingNotification)) as cur:
+def _pending_row(*v: Any) -> Pending:
+    return Pending(
+        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], Rule(v[10]), Severity(v[11])
+    )
+
+
+def claim_pending(conn: Conn, *, now: datetime, limit: int = 500) -> list[Pending]:
+    """Pending notifications due by ``now``, locked for this sender until its transaction ends.
+
+    Only the outbox rows are locked (``for update of n``), never the alerts: ingest and
+    acknowledgement go on while a sender works. Rows another sender holds are skipped.
+    """
+    with conn.cursor(row_factory=args_row(_pending_row)) as cur:
         return cur.execute(
-            "select id, alert_id, channel, recipient, body, attempts from notifications"
-            " where sent_at is null and attempts < %s order by id limit %s for update skip locked",
-            (MAX_ATTEMPTS, limit),
+            "select n.id, n.alert_id, n.channel, n.recipient, n.body, n.attempts, n.created_at,"
+            " a.patient_id, a.ward, p.bed, a.rule, a.severity"
+            " from notifications n join alerts a on a.id = n.alert_id"
+            " left join patients p on p.patient_id = a.patient_id"
+            " where n.state = 'pending' and (n.next_attempt_at is null or n.next_attempt_at <= %s)"
+            " order by n.id limit %s for update of n skip locked",
+            (now, limit),
         ).fetchall()
 
 
-MAX_ATTEMPTS = 10
+def postpone(conn: Conn, ids: Iterable[int], until: datetime) -> None:
+    """Make pending notifications not due before ``until``, without counting an attempt.
+
+    A sender leases what it is about to send this way, so that it can talk to the channels
+    outside any transaction while another sender leaves those rows alone.
+    """
+    conn.execute(
+        "update notifications set next_attempt_at = %s where id = any(%s) and state = 'pending'",
+        (until, list(ids)),
+    )
+
+
+def record_inhibited(conn: Conn, muted: Inhibited, *, now: datetime) -> None:
+    """Mark a notification muted by a more severe alert of the same patient, in the history."""
+    n, by = muted.pending, muted.by
+    conn.execute(
+        "update notifications set state = 'inhibited', outcome = %s where id = %s",
+        (f"inhibited by alert {by.id}", n.id),
+    )
+    _event(
+        conn,
+        n.alert_id,
+        now,
+        "notify_inhibited",
+        n.severity,
+        None,
+        f"{n.channel} to {n.recipient}: not sent, the patient has a more severe open alert"
+        f" ({by.id}, {by.severity.label})",
+    )
 
 
 def record_delivery(
     conn: Conn,
-    n: PendingNotification,
+    n: Pending,
     *,
     now: datetime,
     ok: bool,
     outcome: str,
-    give_up: bool = False,
-) -> None:
-    """Record one delivery attempt; ``give_up`` stops retries (the channel refused for good)."""
-    conn.execute(
-        "update notifications set attempts = case when %s then %s else attempts + 1 end,"
-        " outcome = %s, sent_at = case when %s then %s::timestamptz else null end where id = %s",
-        (give_up, MAX_ATTEMPTS, outcome, ok, now, n.id),
+    retry_at: datetime | None = None,
+) -> str:
+    """Record one delivery attempt in the outbox and the alert's history; return the event kind.
+
+    A failure with ``retry_at`` is tried again then; a failure without one is dead-lettered:
+    the channel refused for good, or that was the last attempt.
+    """
+    if ok:
+        kind = "notified"
+        conn.execute(
+            "update notifications set state = 'sent', sent_at = %s, attempts = attempts + 1,"
+            " outcome = %s, next_attempt_at = null where id = %s",
+            (now, outcome, n.id),
+        )
+    elif retry_at is not None:
+        kind = "notify_failed"
+        conn.execute(
+            "update notifications set attempts = attempts + 1, outcome = %s,"
+            " next_attempt_at = %s where id = %s",
+            (outcome, retry_at, n.id),
+        )
+        outcome = f"{outcome}; retrying at {retry_at:%H:%M:%S} UTC"
+    else:
+        kind = "notify_dead_letter"
+        conn.execute(
+            "update notifications set state = 'dead', dead_at = %s, attempts = attempts + 1,"
+            " outcome = %s, next_attempt_at = null where id = %s",
+            (now, outcome, n.id),
+        )
+        outcome = f"gave up after {n.attempts + 1} attempts: {outcome}"
+    _event(
+        conn, n.alert_id, now, kind, n.severity, None, f"{n.channel} to {n.recipient}: {outcome}"
     )
-    severity_row = conn.execute(
-        "select severity from alerts where id = %s", (n.alert_id,)
-    ).fetchone()
-    severity = Severity(int(severity_row[0])) if severity_row else Severity.TECHNICAL  # type: ignore[call-overload]
-    kind = "notified" if ok else "notify_failed"
-    _event(conn, n.alert_id, now, kind, severity, None, f"{n.channel} to {n.recipient}: {outcome}")
+    return kind

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter
 
+from alerts import content, grouping
 from alerts.escalation import EscalationPolicy
+from alerts.grouping import DEFAULT_GROUP_WAIT, RetryPolicy
 from alerts.lifecycle import decide
 from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
@@ -262,32 +266,181 @@ def _assess_patient(
 def make_sent_counter(registry: CollectorRegistry) -> Counter:
     return Counter(
         "wardwatch_notifications_sent",
-        "Notifications delivered, by channel.",
+        "Notification messages delivered, by channel (a grouped message counts once).",
         ["channel"],
         registry=registry,
     )
 
 
-def dispatch(conn: Conn, *, now: datetime, channels: Mapping[str, Channel], sent: Counter) -> int:
-    """Send pending notifications from the outbox; record each outcome in the alert's history."""
-    delivered = 0
+def make_dead_letter_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "wardwatch_notifications_dead_lettered",
+        "Notifications given up on (refused for good, or out of attempts), by channel.",
+        ["channel"],
+        registry=registry,
+    )
+
+
+#: How long a sender holds the notifications it is sending. Sends happen outside any transaction
+#: (a slow channel must hold no lock that ingest or an acknowledgement needs); this lease keeps
+#: other workers off those rows meanwhile, and after a crash they fall due again.
+SEND_LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """Not tried: the channel failed on an earlier message of this tick."""
+
+
+_Result = _Sent | NotifyError | _Deferred
+
+
+def dispatch(
+    conn: Conn,
+    *,
+    now: datetime,
+    channels: Mapping[str, Channel],
+    sent: Counter,
+    public_url: str,
+    dead_lettered: Counter | None = None,
+    group_wait: timedelta = DEFAULT_GROUP_WAIT,
+    retry: RetryPolicy | None = None,
+) -> int:
+    """Send what the outbox owes by ``now``, grouped and inhibited; return messages delivered.
+
+    Three short transactions, none open while a channel is talked to: claim (deciding groups and
+    inhibitions, leasing what is sent), then the sends, each channel in its own thread, then one
+    transaction per message recording its outcome in each alert's history.
+    """
+    retry = retry or RetryPolicy()
     with conn.transaction():
-        for n in alert_store.claim_pending(conn):
-            channel = channels.get(n.channel)
-            if channel is None:
-                alert_store.record_delivery(
-                    conn, n, now=now, ok=False, outcome=f"no channel {n.channel!r} configured"
-                )
-                continue
-            try:
-                outcome = channel.send(Notice(n.alert_id, n.recipient, n.body))
-            except NotifyError as exc:
-                log.warning("notification %d via %s failed: %s", n.id, n.channel, exc)
-                alert_store.record_delivery(
-                    conn, n, now=now, ok=False, outcome=str(exc), give_up=not exc.recoverable
-                )
-                continue
-            alert_store.record_delivery(conn, n, now=now, ok=True, outcome=outcome)
-            sent.labels(channel=n.channel).inc()
-            delivered += 1
+        due = alert_store.claim_pending(conn, now=now)
+        if not due:
+            return 0
+        current = alert_store.open_alerts(conn, {p.patient_id for p in due}).values()
+        decided = grouping.plan(due, current, now=now, group_wait=group_wait)
+        for muted in decided.inhibited:
+            alert_store.record_inhibited(conn, muted, now=now)
+            log.info("notification %d inhibited by alert %d", muted.pending.id, muted.by.id)
+        alert_store.postpone(conn, [i for g in decided.send for i in g.ids], now + SEND_LEASE)
+    delivered = 0
+    for group, result in _send_all(decided.send, channels, public_url):
+        with conn.transaction():
+            delivered += _record(conn, group, result, now, retry, sent, dead_lettered)
     return delivered
+
+
+def _notice(group: grouping.Group, public_url: str) -> Notice:
+    message = content.render(group, public_url=public_url)
+    first = group.items[0]
+    return Notice(
+        first.alert_id,
+        group.recipient,
+        message.text,
+        subject=message.subject,
+        patient_id=group.patient_id,
+        ward=first.ward,
+        severity=group.severity,
+        alert_ids=tuple(dict.fromkeys(p.alert_id for p in group.items)),
+        link=message.link,
+        message_id="wardwatch-n" + "-".join(str(i) for i in sorted(group.ids)),
+    )
+
+
+def _send_channel(
+    channel: Channel | None, name: str, groups: Sequence[grouping.Group], public_url: str
+) -> list[tuple[grouping.Group, _Result]]:
+    """Send one channel's messages in order; after a recoverable failure, defer the rest.
+
+    A channel that is down then costs one timeout per tick, not one per message.
+    """
+    results: list[tuple[grouping.Group, _Result]] = []
+    down = False
+    for group in groups:
+        if channel is None:
+            results.append(
+                (group, NotifyError(f"no channel {name!r} configured", recoverable=False))
+            )
+            continue
+        if down:
+            results.append((group, _Deferred()))
+            continue
+        try:
+            results.append((group, _Sent(channel.send(_notice(group, public_url)))))
+        except NotifyError as exc:
+            log.warning("notifications %s via %s failed: %s", list(group.ids), name, exc)
+            results.append((group, exc))
+            down = exc.recoverable
+        except Exception as exc:  # a channel's bug must not lose the other channels' outcomes
+            # The type only: an exception's message may quote the notice (patient data).
+            log.error("notifications %s via %s: %s", list(group.ids), name, type(exc).__name__)
+            results.append(
+                (group, NotifyError(f"{name} failed: {type(exc).__name__}", recoverable=True))
+            )
+            down = True
+    return results
+
+
+def _send_all(
+    groups: Sequence[grouping.Group], channels: Mapping[str, Channel], public_url: str
+) -> list[tuple[grouping.Group, _Result]]:
+    """Send every group, each channel in its own thread: a channel that hangs delays no other."""
+    by_channel: dict[str, list[grouping.Group]] = {}
+    for group in groups:
+        by_channel.setdefault(group.channel, []).append(group)
+    if len(by_channel) <= 1:
+        return [
+            r
+            for name, gs in by_channel.items()
+            for r in _send_channel(channels.get(name), name, gs, public_url)
+        ]
+    with ThreadPoolExecutor(len(by_channel), thread_name_prefix="notify") as pool:
+        futures = [
+            pool.submit(_send_channel, channels.get(name), name, gs, public_url)
+            for name, gs in by_channel.items()
+        ]
+        return [r for f in futures for r in f.result()]
+
+
+def _record(
+    conn: Conn,
+    group: grouping.Group,
+    result: _Result,
+    now: datetime,
+    retry: RetryPolicy,
+    sent: Counter,
+    dead_lettered: Counter | None,
+) -> int:
+    """Record one message's outcome for each notification it carried; 1 if it was delivered."""
+    if isinstance(result, _Deferred):
+        alert_store.postpone(conn, group.ids, now + retry.first_delay)
+        return 0
+    together = ""
+    if len(group.items) > 1:
+        others = ", ".join(str(p.id) for p in group.items)
+        together = f" (one message for notifications {others})"
+    for n in group.items:
+        if isinstance(result, _Sent):
+            alert_store.record_delivery(
+                conn, n, now=now, ok=True, outcome=result.outcome + together
+            )
+            continue
+        retry_at = retry.next_attempt(n.attempts + 1, now) if result.recoverable else None
+        kind = alert_store.record_delivery(
+            conn, n, now=now, ok=False, outcome=str(result), retry_at=retry_at
+        )
+        if kind == "notify_dead_letter":
+            log.error(
+                "notification %d (alert %d) via %s dead-lettered", n.id, n.alert_id, n.channel
+            )
+            if dead_lettered is not None:
+                dead_lettered.labels(channel=n.channel).inc()
+    if isinstance(result, _Sent):
+        sent.labels(channel=group.channel).inc()
+        return 1
+    return 0

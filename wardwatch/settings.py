@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -25,10 +26,34 @@ class Settings:
     webhook_url: str | None = field(default=None, repr=False)
     client_id: str = "wardwatch-ingest"  # the persistent MQTT session's name: one per worker
     share_group: str | None = None  # workers in one group share the devices' messages
+    # Notification channels (docs/notifications.md): each is on when its settings are given.
+    webhook_secret: bytes | None = field(default=None, repr=False)  # signs webhook bodies
+    smtp: SmtpSettings | None = None
+    alert_topic: str | None = None  # MQTT topic for integrations, e.g. wardwatch/v1/alerts/{ward}
+    public_url: str | None = None  # the dashboard's address as staff reach it, for links
+
+    @property
+    def dashboard_url(self) -> str:
+        """Where notifications link to: WARDWATCH_PUBLIC_URL, else the dashboard's address."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
 
     @property
     def mqtt(self) -> MqttEndpoint:
         return MqttEndpoint.from_url(self.mqtt_url)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """The mail relay and who gets which notices: clinicians and the device team apart."""
+
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]  # clinical notices (nurse, senior clinician, on-call doctor)
+    device_team_to: tuple[str, ...]  # technical notices, which never page clinicians
 
 
 DEFAULTS = {
@@ -52,6 +77,88 @@ def check_database_url(value: str, name: str = "WARDWATCH_DATABASE_URL") -> str:
     elif "=" not in value:
         raise SettingsError(f"{name} must be a libpq URL or key=value string")
     return value
+
+
+_ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
+#: Shorter shared secrets are guessable offline from one captured signature.
+MIN_WEBHOOK_SECRET_BYTES = 16
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = env.get(name, "")
+    found = tuple(a.strip() for a in value.split(",") if a.strip())
+    if not found:
+        raise SettingsError(f"{name} is required with WARDWATCH_SMTP_HOST")
+    for address in found:
+        if not _ADDRESS.fullmatch(address):
+            raise SettingsError(f"{name} must be e-mail addresses separated by commas")
+    return found
+
+
+def smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
+    """The e-mail channel's settings, or None when WARDWATCH_SMTP_HOST is not set."""
+    host = env.get("WARDWATCH_SMTP_HOST") or None
+    if host is None:
+        for name in ("WARDWATCH_SMTP_FROM", "WARDWATCH_SMTP_TO", "WARDWATCH_SMTP_DEVICE_TEAM_TO"):
+            if env.get(name):
+                raise SettingsError(f"{name} is set but WARDWATCH_SMTP_HOST is not")
+        return None
+    if any(c in host for c in "/:@ "):
+        raise SettingsError(f"WARDWATCH_SMTP_HOST must be a host name, got {host!r}")
+    port = env.get("WARDWATCH_SMTP_PORT", "25")
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise SettingsError(f"WARDWATCH_SMTP_PORT must be a port number, got {port!r}")
+    sender = env.get("WARDWATCH_SMTP_FROM", "")
+    if not _ADDRESS.fullmatch(sender):
+        raise SettingsError(f"WARDWATCH_SMTP_FROM must be one e-mail address, got {sender!r}")
+    return SmtpSettings(
+        host=host,
+        port=int(port),
+        sender=sender,
+        to=_addresses(env, "WARDWATCH_SMTP_TO"),
+        device_team_to=_addresses(env, "WARDWATCH_SMTP_DEVICE_TEAM_TO"),
+    )
+
+
+def _webhook_secret(env: Mapping[str, str], webhook: str | None) -> bytes | None:
+    secret = env.get("WARDWATCH_WEBHOOK_SECRET") or None
+    if secret is None:
+        return None
+    if webhook is None:
+        raise SettingsError("WARDWATCH_WEBHOOK_SECRET is set but WARDWATCH_WEBHOOK_URL is not")
+    if len(secret.encode()) < MIN_WEBHOOK_SECRET_BYTES:
+        raise SettingsError(
+            f"WARDWATCH_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes"
+        )  # the secret itself is never echoed
+    return secret.encode()
+
+
+def _alert_topic(env: Mapping[str, str]) -> str | None:
+    topic = env.get("WARDWATCH_MQTT_ALERT_TOPIC") or None
+    if topic is None:
+        return None
+    try:
+        example = topic.format(ward="w")
+    except (KeyError, IndexError, ValueError):
+        example = ""
+    if not example or any(c in example for c in "+#\x00") or topic.startswith("$"):
+        raise SettingsError(
+            "WARDWATCH_MQTT_ALERT_TOPIC must be a topic without wildcards, optionally with"
+            f" {{ward}} (e.g. wardwatch/v1/alerts/{{ward}}), got {topic!r}"
+        )
+    return topic
+
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("WARDWATCH_PUBLIC_URL") or None
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise SettingsError(
+            f"WARDWATCH_PUBLIC_URL must be an http(s) URL with a host, got {redact_url(url)!r}"
+        )
+    return url.rstrip("/")
 
 
 def from_env(env: Mapping[str, str], **flags: str | None) -> Settings:
@@ -98,4 +205,8 @@ def from_env(env: Mapping[str, str], **flags: str | None) -> Settings:
         http_host=host,
         http_port=port,
         webhook_url=webhook,
+        webhook_secret=_webhook_secret(env, webhook),
+        smtp=smtp_from_env(env),
+        alert_topic=_alert_topic(env),
+        public_url=_public_url(env),
     )

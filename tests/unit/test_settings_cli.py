@@ -15,7 +15,7 @@ import pytest
 import wardwatch.service
 from ingest.mqtt import MqttEndpoint
 from wardwatch.cli import build_parser, main
-from wardwatch.settings import DEFAULTS, Settings, SettingsError, from_env
+from wardwatch.settings import DEFAULTS, Settings, SettingsError, SmtpSettings, from_env
 
 SETTING_NAMES = (*DEFAULTS, "WARDWATCH_WEBHOOK_URL")
 
@@ -324,3 +324,88 @@ def test_mqtt_password_is_kept_but_not_shown(url: str, password: str) -> None:
     for shown in (repr(endpoint), str(endpoint)):
         assert password not in shown
         assert "broker.example" in shown
+
+
+# --- notification channel settings -----------------------------------------------------------
+
+CHANNEL_ENV = {
+    "WARDWATCH_HTTP_ADDR": "0.0.0.0:9000",
+    "WARDWATCH_WEBHOOK_URL": "https://hooks.example/ward",
+    "WARDWATCH_WEBHOOK_SECRET": "sixteen-bytes-or-more",
+    "WARDWATCH_SMTP_HOST": "relay.example",
+    "WARDWATCH_SMTP_PORT": "587",
+    "WARDWATCH_SMTP_FROM": "wardwatch@ward.example",
+    "WARDWATCH_SMTP_TO": "nurses@ward.example, senior@ward.example",
+    "WARDWATCH_SMTP_DEVICE_TEAM_TO": "devices@ward.example",
+    "WARDWATCH_MQTT_ALERT_TOPIC": "wardwatch/v1/alerts/{ward}",
+    "WARDWATCH_PUBLIC_URL": "https://wardwatch.example/",
+}
+
+
+def test_channel_settings_are_read_and_off_by_default() -> None:
+    settings = from_env(CHANNEL_ENV)
+    assert settings.webhook_secret == b"sixteen-bytes-or-more"
+    assert settings.smtp == SmtpSettings(
+        host="relay.example",
+        port=587,
+        sender="wardwatch@ward.example",
+        to=("nurses@ward.example", "senior@ward.example"),
+        device_team_to=("devices@ward.example",),
+    )
+    assert settings.alert_topic == "wardwatch/v1/alerts/{ward}"
+    assert settings.dashboard_url == "https://wardwatch.example"
+    assert "sixteen-bytes" not in repr(settings)
+    default = from_env({"WARDWATCH_HTTP_ADDR": "[::1]:8081"})
+    assert (default.smtp, default.alert_topic, default.webhook_secret) == (None, None, None)
+    assert default.dashboard_url == "http://[::1]:8081"  # links point at the dashboard itself
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WARDWATCH_WEBHOOK_SECRET", "short"),
+        ("WARDWATCH_SMTP_HOST", "relay.example:25"),
+        ("WARDWATCH_SMTP_PORT", "smtp"),
+        ("WARDWATCH_SMTP_PORT", "70000"),
+        ("WARDWATCH_SMTP_FROM", "wardwatch"),
+        ("WARDWATCH_SMTP_FROM", ""),
+        ("WARDWATCH_SMTP_TO", "nurses@ward.example; senior"),
+        ("WARDWATCH_SMTP_TO", ""),
+        ("WARDWATCH_SMTP_DEVICE_TEAM_TO", ""),
+        ("WARDWATCH_MQTT_ALERT_TOPIC", "wardwatch/v1/alerts/#"),
+        ("WARDWATCH_MQTT_ALERT_TOPIC", "wardwatch/v1/alerts/{patient}"),
+        ("WARDWATCH_MQTT_ALERT_TOPIC", "$SYS/alerts"),
+        ("WARDWATCH_PUBLIC_URL", "wardwatch.example"),
+        ("WARDWATCH_PUBLIC_URL", "https://wardwatch.example/?ward=1"),
+    ],
+)
+def test_a_bad_channel_setting_raises_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name) as raised:
+        from_env({**CHANNEL_ENV, name: value})
+    assert "sixteen-bytes" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [
+        ("WARDWATCH_WEBHOOK_SECRET", "WARDWATCH_WEBHOOK_URL"),
+        ("WARDWATCH_SMTP_FROM", "WARDWATCH_SMTP_HOST"),
+        ("WARDWATCH_SMTP_TO", "WARDWATCH_SMTP_HOST"),
+        ("WARDWATCH_SMTP_DEVICE_TEAM_TO", "WARDWATCH_SMTP_HOST"),
+    ],
+)
+def test_a_channel_setting_without_its_channel_is_refused(name: str, missing: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name} is set but {missing} is not"):
+        from_env({name: CHANNEL_ENV[name]})
+
+
+def test_the_service_builds_every_configured_channel_and_offers_them_to_policies() -> None:
+    settings = from_env(CHANNEL_ENV)
+    channels = wardwatch.service.build_channels(
+        settings, wardwatch.service.Options(), lambda: datetime(2026, 11, 28, tzinfo=UTC)
+    )
+    assert sorted(channels) == ["email", "log", "mqtt", "webhook"]
+    assert wardwatch.service.available_channels(settings) == frozenset(channels)
+    assert sorted(wardwatch.service.build_channels(from_env({}), wardwatch.service.Options())) == [
+        "log"
+    ]
