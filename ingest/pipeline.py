@@ -32,6 +32,7 @@ from signals.vitals import Metric, Readings
 from signals.waveforms import DeviceStatus, WaveformChunk
 from storage import alerts as alert_store
 from storage import assignments, devices, readings, scores
+from storage import policy as policy_store
 from storage.readings import QuarantineRow
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class Pipeline:
         self._resolver = Resolver(())
         self._resolver_loaded = -1e9
         self._limiter = RateLimiter(settings.rate_limit)
+        self._policies = policy_store.PolicyCache()
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -365,25 +367,34 @@ class Pipeline:
         if not scored:
             return []
         current = alert_store.open_alerts(conn, scored)
+        policy = self._policies.get(conn)  # None while no policy is stored: self._settings
+        paused = policy_store.pauses(conn, scored)
         outcomes = []
         for pid, (at, score) in scored.items():
+            pause = paused.get(pid)
+            if pause is not None and pause.covers(at):
+                # A clinician paused monitoring: the score is stored and shown, but no alert
+                # fires, worsens, clears or resolves for a reading taken during the pause.
+                continue
+            info = self._resolver.patients.get(pid)
+            ward = info.ward if info else "unknown"
+            rules = policy.for_ward(ward) if policy else None
             transition = decide(
                 current.get((pid, Rule.NEWS2)),
                 news2_condition(pid, score),
                 at=at,
-                hold_down=self._settings.hold_down,
+                hold_down=rules.rule(Rule.NEWS2).hold_down if rules else self._settings.hold_down,
             )
             if transition is None:
                 continue
-            info = self._resolver.patients.get(pid)
             outcomes.append(
                 alert_store.apply(
                     conn,
                     transition,
-                    ward=info.ward if info else "unknown",
+                    ward=ward,
                     now=now,
-                    policy=self._settings.escalation,
-                    channels=self._settings.channels,
+                    policy=rules.escalation if rules else self._settings.escalation,
+                    channels=rules.channels if rules else self._settings.channels,
                 )
             )
         return outcomes
