@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.signals
 	$(BIN)/python -m bench.faults
+	$(BIN)/python -m bench.latency
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .hypothesis .import_linter_cache
