@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import prometheus_client
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
@@ -18,15 +18,25 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from alerts.model import Alert, AlertEvent, AlertState
+from alerts.policy import OverrideError, Overrides, Pause, PolicyError
+from alerts.report import Report
+from alerts.report import as_dict as report_dict
 from dashboard.schema import (
     AckIn,
     AlertEventOut,
     AlertOut,
     HealthOut,
+    OverridesIn,
+    OverridesOut,
     PatientOut,
+    PolicyIn,
+    PolicyOut,
+    PolicyRefusedOut,
+    ResolveIn,
     alert_order,
     patient_order,
 )
+from storage.policy import OverrideRecord, StoredPolicy
 from storage.views import ConflictError, NotFoundError, PatientStatus
 
 logger = logging.getLogger(__name__)
@@ -70,8 +80,43 @@ class WardReader(Protocol):
         """
         ...
 
+    def resolve(
+        self, alert_id: int, *, user: str, outcome: str, note: str | None, now: datetime
+    ) -> Alert:
+        """Close an alert by hand with an outcome; ``NotFoundError`` / ``ConflictError`` as for
+        ``acknowledge`` (a resolved alert cannot be resolved again)."""
+        ...
+
+    def report(self, *, since: datetime, until: datetime, ward: str | None) -> Report:
+        """The alerting report for ``[since, until)`` (alerts.report); ValueError if empty."""
+        ...
+
     def healthy(self) -> bool:
         """Return whether the database is reachable."""
+        ...
+
+
+class PolicyStore(Protocol):
+    """What the policy and override endpoints need from the store (storage.policy)."""
+
+    def current_policy(self) -> StoredPolicy: ...
+
+    def set_policy(self, text: str, *, user: str, now: datetime) -> StoredPolicy:
+        """Store ``text`` as the next version; raise ``PolicyError`` and store nothing."""
+        ...
+
+    def overrides(self, patient_id: str) -> OverrideRecord | None:
+        """Return the overrides in force; raise ``NotFoundError`` for no such patient."""
+        ...
+
+    def set_overrides(
+        self, patient_id: str, overrides: Overrides, *, user: str, reason: str, now: datetime
+    ) -> OverrideRecord:
+        """Record a change; raise ``OverrideError`` if refused, ``NotFoundError`` if no patient."""
+        ...
+
+    def override_history(self, patient_id: str) -> list[OverrideRecord]:
+        """Return every change, newest first; raise ``NotFoundError`` for no such patient."""
         ...
 
 
@@ -82,11 +127,13 @@ def create_app(
     clock: Callable[[], datetime],
     stale_after: timedelta = timedelta(minutes=10),
     poll_interval: timedelta = timedelta(seconds=5),
+    policy: PolicyStore | None = None,
 ) -> FastAPI:
     """Build the dashboard over ``reader``.
 
     ``stale_after``: how long without data before a patient's freshness is highlighted.
     ``poll_interval``: how often the page re-reads the API.
+    ``policy``: the alerting policy and patient overrides; without it those endpoints are absent.
     """
     app = FastAPI(
         title="wardwatch dashboard",
@@ -161,6 +208,12 @@ def create_app(
         logger.info("alert %d acknowledged", alert_id)
         return AlertOut.of(alert)
 
+    _add_resolve_route(api, reader, now)
+
+    _add_report_route(api, reader, now)
+
+    if policy is not None:
+        _add_policy_routes(api, policy, now)
     app.include_router(api)
 
     @app.get(
@@ -189,6 +242,146 @@ def create_app(
         )
 
     return app
+
+
+def _add_report_route(api: APIRouter, reader: WardReader, now: Callable[[], datetime]) -> None:
+    @api.get("/report", tags=["alerts"])
+    def get_report(
+        since: datetime | None = None, until: datetime | None = None, ward: WardQuery = None
+    ) -> dict[str, Any]:
+        """Alerts per patient-day, time to acknowledge (median, p90), escalations, per ward.
+
+        Default period: the 7 days up to now. Also ``wardwatch report`` (docs/report.md).
+        """
+        end = until or now()
+        start = since or end - timedelta(days=7)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise HTTPException(422, detail="since and until need a UTC offset, e.g. ...Z")
+        try:
+            return report_dict(reader.report(since=start, until=end, ward=ward))
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+
+
+def _add_resolve_route(api: APIRouter, reader: WardReader, now: Callable[[], datetime]) -> None:
+    @api.post(
+        "/alerts/{alert_id}/resolve",
+        tags=["alerts"],
+        responses={
+            404: {"description": "No such alert."},
+            409: {"description": "Already resolved."},
+        },
+    )
+    def resolve(alert_id: int, body: ResolveIn) -> AlertOut:
+        """Close an alert by hand, saying what happened (a fixed list of outcomes and a note).
+
+        If the condition is still present the rule raises a new alert at its next evaluation;
+        an expected abnormal reading needs an override or a pause (docs/policy.md).
+        """
+        try:
+            alert = reader.resolve(
+                alert_id, user=body.user, outcome=body.outcome, note=body.note, now=now()
+            )
+        except NotFoundError:
+            raise _not_found(alert_id) from None
+        except ConflictError as exc:
+            raise HTTPException(409, detail=f"Alert {alert_id}: {exc}.") from None
+        logger.info("alert %d resolved by a user", alert_id)
+        return AlertOut.of(alert)
+
+
+def _add_policy_routes(api: APIRouter, store: PolicyStore, now: Callable[[], datetime]) -> None:
+    """The alerting policy (GET/PUT) and a patient's overrides with their history."""
+
+    @api.get("/policy", tags=["policy"])
+    def get_policy() -> PolicyOut:
+        """Return the alerting policy in force: its text, version and every setting."""
+        return PolicyOut.of(store.current_policy())
+
+    @api.put(
+        "/policy",
+        tags=["policy"],
+        responses={422: {"model": PolicyRefusedOut, "description": "Refused; policy unchanged."}},
+    )
+    def put_policy(body: PolicyIn) -> PolicyOut:
+        """Replace the alerting policy; a refused text leaves the policy in force unchanged."""
+        try:
+            stored = store.set_policy(body.text, user=body.user, now=now())
+        except PolicyError as exc:
+            raise HTTPException(422, detail=PolicyRefusedOut.of(exc).model_dump()) from None
+        logger.info("policy version %d set", stored.version)
+        return PolicyOut.of(stored)
+
+    def patient_404(patient_id: str) -> HTTPException:
+        return HTTPException(404, detail=f"No patient with id {patient_id}.")
+
+    @api.get(
+        "/patients/{patient_id}/overrides",
+        tags=["policy"],
+        responses={404: {"description": "No such patient."}},
+    )
+    def get_overrides(patient_id: str) -> OverridesOut:
+        """Return the patient's overrides in force (defaults when none were ever set)."""
+        try:
+            record = store.overrides(patient_id)
+        except NotFoundError:
+            raise patient_404(patient_id) from None
+        return OverridesOut.of(patient_id, record, now=now())
+
+    @api.put(
+        "/patients/{patient_id}/overrides",
+        tags=["policy"],
+        responses={
+            404: {"description": "No such patient."},
+            422: {"description": "Refused (e.g. a pause ending in the past); nothing changed."},
+        },
+    )
+    def put_overrides(patient_id: str, body: OverridesIn) -> OverridesOut:
+        """Set the patient's overrides (the whole state) as a named clinician, with a reason."""
+        at = now()
+        try:
+            previous = store.overrides(patient_id)
+        except NotFoundError:
+            raise patient_404(patient_id) from None
+        pause = None
+        if body.pause is not None:
+            kept = previous.overrides.pause if previous else None
+            same = kept is not None and (kept.reason, kept.until) == (
+                body.pause.reason,
+                body.pause.until,
+            )
+            # Re-sending the pause in force keeps it as it began; a new one begins now.
+            pause = kept if same else Pause(body.pause.reason, at, body.pause.until)
+        overrides = Overrides(body.spo2_scale, body.spo2_target_pct, pause)
+        try:
+            record = store.set_overrides(
+                patient_id, overrides, user=body.user, reason=body.reason, now=at
+            )
+        except NotFoundError:
+            raise patient_404(patient_id) from None
+        except OverrideError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        # Ids only: the clinician's name and reason are personal data and stay out of the logs.
+        logger.info("overrides of patient %s set", patient_id)
+        return OverridesOut.of(patient_id, record, now=at)
+
+    @api.get(
+        "/patients/{patient_id}/overrides/history",
+        tags=["policy"],
+        responses={404: {"description": "No such patient."}},
+    )
+    def get_override_history(patient_id: str) -> list[OverridesOut]:
+        """Return every change of the patient's overrides, newest first: who, when and why."""
+        try:
+            records = store.override_history(patient_id)
+        except NotFoundError:
+            raise patient_404(patient_id) from None
+        at = now()
+        # Only the newest change is in force; an older one's pause is history, not "paused".
+        return [
+            OverridesOut.of(patient_id, r, now=at if i == 0 else None)
+            for i, r in enumerate(records)
+        ]
 
 
 def _render_page(poll_interval: timedelta) -> str:

@@ -8,7 +8,7 @@ Every datetime leaves as RFC 3339 in UTC (``2024-03-01T09:30:00Z``).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -19,7 +19,9 @@ from pydantic import (
     field_validator,
 )
 
-from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.model import RESOLUTION_OUTCOMES, Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.policy import Overrides, PolicyError, to_data
+from storage.policy import OverrideRecord, StoredPolicy
 from storage.views import BehaviourRisk, PatientStatus
 
 SeverityLabel = Literal["technical", "review", "urgent", "emergency"]
@@ -201,6 +203,30 @@ class AckIn(BaseModel):
         return note or None
 
 
+class ResolveIn(BaseModel):
+    """A nurse or clinician closing an alert and saying what happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: UserName = Field(description="Who resolves: 1-100 characters after trimming.")
+    outcome: str = Field(
+        description="What happened, one of: " + "; ".join(RESOLUTION_OUTCOMES) + "."
+    )
+    note: Note | None = Field(default=None, description="Optional free text.")
+
+    @field_validator("outcome")
+    @classmethod
+    def _known_outcome(cls, outcome: str) -> str:
+        if outcome not in RESOLUTION_OUTCOMES:
+            raise ValueError("must be one of: " + "; ".join(RESOLUTION_OUTCOMES))
+        return outcome
+
+    @field_validator("note")
+    @classmethod
+    def _blank_note_is_none(cls, note: str | None) -> str | None:
+        return note or None
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["reachable", "unreachable"]
@@ -220,3 +246,133 @@ def patient_order(patient: PatientOut) -> tuple[int, int, str]:
 def alert_order(alert: Alert) -> tuple[int, datetime, int]:
     """Sort key: most severe first, then oldest first (it has waited longest)."""
     return (-int(alert.severity), alert.opened_at, alert.id)
+
+
+# --- alerting policy and patient overrides (docs/policy.md) ------------------------------------
+
+PolicyText = Annotated[str, StringConstraints(max_length=100_000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class PolicyIn(BaseModel):
+    """A new alerting policy: its YAML text and who sets it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: UserName = Field(description="Who sets the policy; kept with the version.")
+    text: PolicyText = Field(description="The policy file's text (YAML, docs/policy.md).")
+
+
+class PolicyOut(BaseModel):
+    """The policy in force: its text as written, and every setting it resolves to."""
+
+    version: int = Field(description="Increases with each change; 0 is the built-in policy.")
+    text: str = Field(description="As written; empty for the built-in policy.")
+    set_by: str | None
+    set_at: AwareDatetime | None
+    policy: dict[str, Any] = Field(
+        description="The parsed policy with every setting spelt out: the default ward and each "
+        "ward the text names (the file's own layout)."
+    )
+
+    @classmethod
+    def of(cls, stored: StoredPolicy) -> PolicyOut:
+        return cls(
+            version=stored.version,
+            text=stored.text,
+            set_by=stored.set_by,
+            set_at=_utc_or_none(stored.set_at),
+            policy=to_data(stored.policy),
+        )
+
+
+class PolicyIssueOut(BaseModel):
+    line: int = Field(description="1-based line of the policy text.")
+    path: str = Field(description="Dotted key path, e.g. default.escalation.ack_within.urgent.")
+    message: str
+
+
+class PolicyRefusedOut(BaseModel):
+    """Why a policy was refused (HTTP 422); the policy in force is unchanged."""
+
+    message: str = Field(description="Every issue, one line each: 'policy.yaml line 12: ...'.")
+    issues: list[PolicyIssueOut]
+
+    @classmethod
+    def of(cls, exc: PolicyError) -> PolicyRefusedOut:
+        return cls(
+            message=str(exc),
+            issues=[
+                PolicyIssueOut(line=i.line, path=i.path, message=i.message) for i in exc.issues
+            ],
+        )
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = Field(description="Why monitoring is paused, e.g. admitted for a procedure.")
+    until: AwareDatetime = Field(description="When the pause ends by itself (at most 7 days).")
+
+
+class PauseOut(BaseModel):
+    reason: str
+    since: AwareDatetime
+    until: AwareDatetime
+
+
+class OverridesIn(BaseModel):
+    """A clinician's overrides for one patient: the whole new state, with who and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: UserName = Field(description="The clinician who sets the overrides.")
+    reason: Reason = Field(description="Why; kept in the patient's override history.")
+    spo2_scale: Literal[1, 2] = Field(
+        default=1,
+        description="NEWS2 SpO2 scale; 2 only for prescribed hypercapnic respiratory failure "
+        "targets (RCP NEWS2 2017).",
+    )
+    spo2_target_pct: tuple[int, int] | None = Field(
+        default=None, description="Prescribed SpO2 target range, e.g. [88, 92]; null for none."
+    )
+    pause: PauseIn | None = Field(
+        default=None,
+        description="Pause monitoring (no clinical alerts) until a time; null ends it.",
+    )
+
+
+class OverridesOut(BaseModel):
+    """A patient's overrides in force (or one change of them, in the history)."""
+
+    patient_id: str
+    spo2_scale: Literal[1, 2]
+    spo2_target_pct: tuple[int, int] | None
+    pause: PauseOut | None = Field(description="The pause last set, even if it has ended.")
+    paused: bool = Field(
+        description="True while the pause is in force (at the server's now); always false for "
+        "a superseded change in the history."
+    )
+    set_by: str | None = Field(description="Who set these; null when never set.")
+    reason: str | None
+    set_at: AwareDatetime | None
+
+    @classmethod
+    def of(
+        cls, patient_id: str, record: OverrideRecord | None, *, now: datetime | None
+    ) -> OverridesOut:
+        """``now`` None: a superseded change, never "paused" whatever its times."""
+        o = record.overrides if record else Overrides()
+        pause = o.pause
+        return cls(
+            patient_id=patient_id,
+            spo2_scale=2 if o.spo2_scale == 2 else 1,
+            spo2_target_pct=o.spo2_target_pct,
+            pause=None
+            if pause is None
+            else PauseOut(reason=pause.reason, since=_utc(pause.since), until=_utc(pause.until)),
+            paused=now is not None and o.paused_at(now),
+            set_by=record.set_by if record else None,
+            reason=record.reason if record else None,
+            set_at=_utc(record.set_at) if record else None,
+        )

@@ -9,9 +9,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerts.model import Alert, AlertEvent, AlertState
+from alerts.report import Report
 from signals.risk import Contribution, Feature, reasons
 from signals.vitals import Metric
 from storage import alerts as alert_store
+from storage import report
 from storage.views import BehaviourRisk, PatientStatus
 
 _SHOWN = (
@@ -109,6 +111,18 @@ class PostgresWard:
     def acknowledge(self, alert_id: int, *, user: str, note: str | None, now: datetime) -> Alert:
         with self._pool.connection() as conn:
             return alert_store.acknowledge(conn, alert_id, user=user, note=note, now=now)
+
+    def resolve(
+        self, alert_id: int, *, user: str, outcome: str, note: str | None, now: datetime
+    ) -> Alert:
+        with self._pool.connection() as conn:
+            return alert_store.resolve(
+                conn, alert_id, user=user, outcome=outcome, note=note, now=now
+            )
+
+    def report(self, *, since: datetime, until: datetime, ward: str | None) -> Report:
+        with self._pool.connection() as conn:
+            return report.report(conn, since=since, until=until, ward=ward)
 
     def healthy(self) -> bool:
         try:

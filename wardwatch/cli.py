@@ -11,11 +11,14 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from wardwatch.settings import Settings, SettingsError, from_env
+
+if TYPE_CHECKING:
+    from wardwatch.service import Options
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -61,9 +64,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wardwatch.service import running  # noqa: PLC0415 - keeps `--help` fast
 
     settings = _settings(args)
+    options = _policy_options(args, settings)
+    if options is None:
+        return 2
     stop = threading.Event()
     _stop_on_signals(stop)
-    with running(settings) as svc:
+    with running(settings, options) as svc:
         print(f"wardwatch running; dashboard at {svc.dashboard_url}", flush=True)
         stop.wait()
     return 0
@@ -103,24 +109,65 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_enrol(args: argparse.Namespace) -> int:
     import psycopg  # noqa: PLC0415
 
+    from alerts.policy import OverrideError, Overrides, check_overrides  # noqa: PLC0415
     from storage import assignments, migrate  # noqa: PLC0415
+    from storage import policy as policy_store  # noqa: PLC0415
+    from storage.views import NotFoundError  # noqa: PLC0415
 
     settings = _settings(args)
+    now = datetime.now(UTC)
+    wanted: Overrides | None = None
+    if args.spo2_scale != 1:
+        # RCP NEWS2 2017: Scale 2 only for prescribed hypercapnic targets, so a clinician is named.
+        wanted = Overrides(spo2_scale=args.spo2_scale)
+        try:
+            check_overrides(
+                wanted,
+                set_by=args.clinician or "",
+                reason=args.reason or "",
+                now=now,
+                previous=wanted,
+            )
+        except OverrideError as exc:
+            print(
+                f"wardwatch enrol: --spo2-scale 2 needs --clinician and --reason: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     migrate.upgrade(settings.database_url)
     with psycopg.connect(settings.database_url) as conn:
+        try:
+            # The scale a clinician set stays unless this enrolment sets one (with its audit).
+            kept = policy_store.current_overrides(conn, args.patient)
+        except NotFoundError:
+            kept = None
         try:
             a = assignments.enrol(
                 conn,
                 device_id=args.device,
                 patient_id=args.patient,
                 ward=args.ward,
-                valid_from=args.since or datetime.now(UTC),
+                valid_from=args.since or now,
                 valid_until=args.until,
-                spo2_scale=args.spo2_scale,
+                spo2_scale=kept.overrides.spo2_scale if kept else 1,
             )
         except assignments.EnrolmentError as exc:
             print(f"wardwatch enrol: {exc}", file=sys.stderr)
             return 1
+        if kept is not None and wanted is None and kept.overrides.spo2_scale != 1:
+            scale = kept.overrides.spo2_scale
+            note = f"patient {args.patient} keeps SpO2 Scale {scale} set by {kept.set_by}"
+            print(f"wardwatch enrol: {note}", file=sys.stderr)
+        if wanted is not None:
+            base = kept.overrides if kept else Overrides()
+            policy_store.set_overrides(
+                conn,
+                args.patient,
+                Overrides(wanted.spo2_scale, base.spo2_target_pct, base.pause),
+                set_by=args.clinician,
+                reason=args.reason,
+                now=now,
+            )
     until = a.valid_until.isoformat() if a.valid_until else "further notice"
     print(
         f"device {a.device_id} → patient {a.patient_id} ({a.ward}) from "
@@ -292,6 +339,122 @@ def cmd_evaluate_simulated(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_options(args: argparse.Namespace, settings: Settings) -> Options | None:
+    """Service options with the policy file, if one is given; None (after saying why) if bad."""
+    from alerts.policy import PolicyError, parse  # noqa: PLC0415
+    from wardwatch.service import Options, available_channels  # noqa: PLC0415
+
+    path = getattr(args, "policy_file", None) or os.environ.get("WARDWATCH_POLICY_FILE")
+    if not path:
+        return Options()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"wardwatch: cannot read the policy file {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    try:
+        parse(text, path, channels=available_channels(settings))
+    except PolicyError as exc:
+        print(f"wardwatch: refusing to start, the policy is invalid:\n{exc}", file=sys.stderr)
+        return None
+    return Options(policy_text=text, policy_source=path)
+
+
+def _read_policy(path: str, command: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"wardwatch policy {command}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from alerts.policy import PolicyError, parse  # noqa: PLC0415
+
+    text = _read_policy(args.file, "check")
+    if text is None:
+        return 2
+    try:
+        policy = parse(text, args.file)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    wards = ", ".join(sorted(policy.wards)) or "none"
+    print(f"{args.file}: valid; wards with their own settings: {wards}")
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from alerts.policy import dump  # noqa: PLC0415
+    from storage import migrate  # noqa: PLC0415
+    from storage import policy as policy_store  # noqa: PLC0415
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        stored = policy_store.current(conn)
+    if stored.version == 0:
+        print("no policy stored: the built-in policy is in force", file=sys.stderr)
+    else:
+        print(
+            f"version {stored.version}, set by {stored.set_by} at {stored.set_at}", file=sys.stderr
+        )
+    text = dump(stored.policy) if args.resolved or stored.version == 0 else stored.text
+    print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def cmd_policy_set(args: argparse.Namespace) -> int:
+    from alerts.policy import PolicyError  # noqa: PLC0415
+    from storage import migrate  # noqa: PLC0415
+    from storage import policy as policy_store  # noqa: PLC0415
+    from wardwatch.service import available_channels  # noqa: PLC0415
+
+    settings = _settings(args)
+    text = _read_policy(args.file, "set")
+    if text is None:
+        return 2
+    migrate.upgrade(settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        try:
+            stored = policy_store.save(
+                conn,
+                text,
+                set_by=args.user,
+                at=datetime.now(UTC),
+                source=args.file,
+                channels=available_channels(settings),
+            )
+        except PolicyError as exc:
+            print(f"{exc}\nthe policy in force is unchanged", file=sys.stderr)
+            return 2
+    print(f"policy version {stored.version} in force")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from alerts.report import as_dict, as_table  # noqa: PLC0415
+    from storage import migrate  # noqa: PLC0415
+    from storage.report import report  # noqa: PLC0415
+
+    until = args.until or datetime.now(UTC)
+    since = args.since or until - timedelta(days=7)
+    if since >= until:
+        print("wardwatch report: --since must be before --until", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        result = report(conn, since=since, until=until, ward=args.ward)
+    if args.json:
+        print(json.dumps(as_dict(result), indent=2))
+    else:
+        print(as_table(result))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -314,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_admin_commands(sub)
     _add_simulator_commands(sub)
     _add_evaluation_commands(sub)
+    _add_report_command(sub)
     return parser
 
 
@@ -343,6 +507,11 @@ def _add_service_commands(sub: Any) -> None:
         "--share-group",
         help="split devices' messages with the other workers of this group"
         " (env WARDWATCH_MQTT_SHARE_GROUP)",
+    )
+    p.add_argument(
+        "--policy-file",
+        help="alerting policy to install at start; refused with its line if invalid"
+        " (env WARDWATCH_POLICY_FILE, docs/policy.md)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -392,10 +561,15 @@ def _add_admin_commands(sub: Any) -> None:
         type=int,
         choices=(1, 2),
         default=1,
-        help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets",
+        help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets, with --clinician and"
+        " --reason; 1 keeps a scale a clinician set (change it through the overrides API)",
     )
+    p.add_argument("--clinician", help="who prescribes the SpO2 scale (kept in the audit)")
+    p.add_argument("--reason", help="why, e.g. 'COPD, hypercapnic, target 88-92 %%'")
     _connection_flags(p)
     p.set_defaults(func=cmd_enrol)
+
+    _add_policy_commands(sub)
 
     p = sub.add_parser("quarantine", help="what ingest set aside, and why; put it through again")
     q = p.add_subparsers(dest="quarantine_command", required=True)
@@ -429,6 +603,24 @@ def _add_admin_commands(sub: Any) -> None:
     prov.add_argument("--broker-host", default="localhost", help="host name the devices connect to")
     prov.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
     prov.set_defaults(func=cmd_devices_provision)
+
+
+def _add_policy_commands(sub: Any) -> None:
+    """policy: the alerting policy as data (docs/policy.md)."""
+    p = sub.add_parser("policy", help="the alerting policy: check, show, set (docs/policy.md)")
+    pol = p.add_subparsers(dest="policy_command", required=True)
+    c = pol.add_parser("check", help="check a policy file; exit 2 naming the line of each error")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_policy_check)
+    s = pol.add_parser("show", help="print the policy in force (its text; --resolved: every value)")
+    s.add_argument("--resolved", action="store_true", help="every setting, as parsed")
+    _connection_flags(s)
+    s.set_defaults(func=cmd_policy_show)
+    s = pol.add_parser("set", help="install a policy file as the next version")
+    s.add_argument("file")
+    s.add_argument("--user", required=True, help="who sets the policy (kept with the version)")
+    _connection_flags(s)
+    s.set_defaults(func=cmd_policy_set)
 
 
 def _add_simulator_commands(sub: Any) -> None:
@@ -483,6 +675,20 @@ def _add_evaluation_commands(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=1, help="the cohort's seed (default %(default)s)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_evaluate_simulated)
+
+
+def _add_report_command(sub: Any) -> None:
+    """report: how alerting performed, per ward (docs/report.md)."""
+    p = sub.add_parser(
+        "report",
+        help="alerts per patient-day, time to acknowledge, escalations and notifications per ward",
+    )
+    p.add_argument("--since", type=_when, help="start of the period (default: 7 days earlier)")
+    p.add_argument("--until", type=_when, help="end of the period, exclusive (default: now)")
+    p.add_argument("--ward", help="only this ward")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _connection_flags(p)
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

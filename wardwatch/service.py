@@ -15,13 +15,17 @@ from prometheus_client import CollectorRegistry, Gauge
 from psycopg_pool import ConnectionPool
 
 from alerts.escalation import EscalationPolicy
-from alerts.notify import Channel, LogChannel, WebhookChannel
+from alerts.grouping import DEFAULT_GROUP_WAIT
+from alerts.notify import Channel, LogChannel, MqttChannel, SmtpChannel, WebhookChannel
+from alerts.policy import Thresholds, WardPolicy
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
 from ingest.loop import run as run_loop
-from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, subscription
+from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, make_client, subscription
 from storage import assignments, migrate
+from storage import policy as policy_store
+from storage.policy import PostgresPolicy
 from storage.ward import PostgresWard
 from wardwatch import jobs
 from wardwatch.settings import Settings
@@ -44,10 +48,63 @@ class Options:
     gap_window: timedelta = timedelta(hours=1)  # a gap keeps its alert open this long
     gap_grace: timedelta = timedelta(minutes=2)  # time for reordered messages to arrive
     dispatch_tick_s: float = 1.0
+    notify_group_wait: timedelta = DEFAULT_GROUP_WAIT  # a patient's alerts in one message
     risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
     max_batch: int = 2000
+    # WARDWATCH_POLICY_FILE's text: stored at start as the next policy version (unless it is the
+    # version in force). Until a policy is stored, the timings above are the policy.
+    policy_text: str | None = None
+    policy_source: str = "policy.yaml"  # names the text in error messages
+
+
+def available_channels(settings: Settings) -> frozenset[str]:
+    """The channels this service can deliver through; a policy naming another is refused."""
+    return frozenset(
+        {"log"}
+        | ({"webhook"} if settings.webhook_url else set())
+        | ({"email"} if settings.smtp else set())
+        | ({"mqtt"} if settings.alert_topic else set())
+    )
+
+
+def build_channels(
+    settings: Settings, options: Options, clock: Callable[[], datetime] = utc_now
+) -> dict[str, Channel]:
+    """The channels the settings switch on (``log`` always); ``start_channels`` connects them."""
+    channels: dict[str, Channel] = {"log": LogChannel()}
+    if settings.webhook_url:
+        channels["webhook"] = WebhookChannel(
+            settings.webhook_url, secret=settings.webhook_secret, clock=clock
+        )
+    if settings.smtp is not None:
+        smtp, tiers = settings.smtp, options.escalation
+        # Technical notices go to the device team's mailbox, never to clinicians'.
+        to = dict.fromkeys(tiers.clinical_tiers, smtp.to)
+        to |= dict.fromkeys(tiers.technical_tiers, smtp.device_team_to)
+        channels["email"] = SmtpChannel(
+            smtp.host, smtp.port, sender=smtp.sender, to=to, clock=clock
+        )
+    if settings.alert_topic is not None:
+        endpoint = settings.mqtt
+        client_id = f"{options.client_id or settings.client_id}-alerts"
+        channels["mqtt"] = MqttChannel(
+            make_client(endpoint, client_id),
+            endpoint.host,
+            endpoint.port,
+            topic=settings.alert_topic,
+        )
+    return channels
+
+
+def start_channels(channels: dict[str, Channel], stack: contextlib.ExitStack) -> None:
+    """Connect the channels that hold a connection; close them when the stack unwinds."""
+    for channel in channels.values():
+        if isinstance(channel, MqttChannel):
+            channel.start()
+        if isinstance(channel, MqttChannel | WebhookChannel):
+            stack.callback(channel.close)
 
 
 @dataclass(slots=True)
@@ -67,22 +124,37 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
     *,
     clock: Callable[[], datetime] = utc_now,
 ) -> Iterator[Running]:
-    """Run ingest, scoring, alerting, escalation and the dashboard until the context exits."""
+    """Run ingest, scoring, alerting, escalation and the dashboard until the context exits.
+
+    Raises ``PolicyError`` (naming the line) if ``options.policy_text`` is not a valid policy.
+    """
     migrate.upgrade(settings.database_url)
+    if options.policy_text is not None:
+        with psycopg.connect(settings.database_url) as conn:
+            stored = policy_store.save(
+                conn,
+                options.policy_text,
+                set_by=f"policy file {options.policy_source}",
+                at=clock(),
+                source=options.policy_source,
+                channels=available_channels(settings),
+            )
+        log.info("alerting policy version %d in force", stored.version)
     registry = CollectorRegistry()
     metrics = pipe.PipelineMetrics.create(registry)
     sent = jobs.make_sent_counter(registry)
-    channels: dict[str, Channel] = {"log": LogChannel()}
-    if settings.webhook_url:
-        channels["webhook"] = WebhookChannel(settings.webhook_url)
+    dead_lettered = jobs.make_dead_letter_counter(registry)
+    channels = build_channels(settings, options, clock)
     channel_names = tuple(channels)
     stop = threading.Event()
+    wake_dispatch = threading.Event()
 
     with contextlib.ExitStack() as stack:
         pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             settings.database_url, min_size=1, max_size=4, open=True, name="wardwatch"
         )
         stack.callback(pool.close)
+        start_channels(channels, stack)
 
         source = MqttSource(
             settings.mqtt,
@@ -116,7 +188,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         database_up.set_function(lambda: float(ward.healthy()))
         enrolled = Gauge(
             "wardwatch_devices_enrolled",
-            "Devices assigned to a patient now (as of the last \"no data\" check).",
+            'Devices assigned to a patient now (as of the last "no data" check).',
             registry=registry,
         )
         pipeline = pipe.Pipeline(
@@ -141,6 +213,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             def committed(_index: int) -> None:
                 source.ack(pending.pop(0))
                 last_batch.set_to_current_time()
+                wake_dispatch.set()
 
             try:
                 run_loop(pipeline, batches(), on_committed=committed, stop=stop)
@@ -170,49 +243,78 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
 
             return run_job
 
+        policies = policy_store.PolicyCache()
+        unstored = WardPolicy(
+            escalation=options.escalation,
+            channels=channel_names,
+            thresholds=Thresholds(
+                no_data_silent_after=options.silent_after,
+                message_gap_window=options.gap_window,
+                message_gap_grace=options.gap_grace,
+            ),
+        )
+
+        def in_force(conn: psycopg.Connection[tuple[object, ...]]) -> WardPolicy:
+            """The stored policy's default ward (the jobs are not per ward yet), else Options."""
+            policy = policies.get(conn)
+            return policy.default if policy else unstored
+
         def escalation(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            jobs.escalate(conn, now=clock(), policy=options.escalation, channels=channel_names)
+            w = in_force(conn)
+            jobs.escalate(conn, now=clock(), policy=w.escalation, channels=w.channels)
 
         def silence(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             enrolled.set(len(assignments.current_contacts(conn, clock())))
+            w = in_force(conn)
             jobs.check_silence(
                 conn,
                 now=clock(),
-                silent_after=options.silent_after,
-                policy=options.escalation,
-                channels=channel_names,
+                silent_after=w.thresholds.no_data_silent_after,
+                policy=w.escalation,
+                channels=w.channels,
                 raised=metrics.alerts_raised,
             )
 
         def gaps(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            w = in_force(conn)
             jobs.check_gaps(
                 conn,
                 now=clock(),
-                window=options.gap_window,
-                grace=options.gap_grace,
-                policy=options.escalation,
-                channels=channel_names,
+                window=w.thresholds.message_gap_window,
+                grace=w.thresholds.message_gap_grace,
+                policy=w.escalation,
+                channels=w.channels,
                 raised=metrics.alerts_raised,
             )
 
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            jobs.dispatch(conn, now=clock(), channels=channels, sent=sent)
+            jobs.dispatch(
+                conn,
+                now=clock(),
+                channels=channels,
+                sent=sent,
+                dead_lettered=dead_lettered,
+                public_url=settings.dashboard_url,
+                group_wait=options.notify_group_wait,
+            )
 
         def device_health(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            w = in_force(conn)
             jobs.check_devices(
                 conn,
                 now=clock(),
-                policy=options.escalation,
-                channels=channel_names,
+                policy=w.escalation,
+                channels=w.channels,
                 raised=metrics.alerts_raised,
             )
 
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            w = in_force(conn)
             jobs.assess_risk(
                 conn,
                 now=clock(),
-                policy=options.escalation,
-                channels=channel_names,
+                policy=w.escalation,
+                channels=w.channels,
                 raised=metrics.alerts_raised,
             )
 
@@ -221,7 +323,6 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (silence, options.silence_tick_s),
             (gaps, options.silence_tick_s),
             (device_health, options.silence_tick_s),
-            (send, options.dispatch_tick_s),
             (risk, options.risk_tick_s),
         ):
             scheduler.add_job(
@@ -230,7 +331,33 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=True)
 
-        app = create_app(ward, registry=registry, clock=clock)
+        # Notifications leave as soon as the batch that owed them commits (ingest wakes the
+        # dispatcher), not at the next tick: the tick alone cost up to a second per page
+        # (docs/benchmarks.md, alert latency). The tick still catches what the jobs owe.
+        def dispatcher() -> None:
+            run_send = job(send)
+            while not stop.is_set():
+                wake_dispatch.wait(options.dispatch_tick_s)
+                wake_dispatch.clear()
+                if not stop.is_set():
+                    run_send()
+
+        sender = threading.Thread(target=dispatcher, name="dispatch", daemon=True)
+        sender.start()
+        stack.callback(sender.join, 30)
+
+        def stop_dispatcher() -> None:  # runs before the join above: stop, then wake
+            stop.set()
+            wake_dispatch.set()
+
+        stack.callback(stop_dispatcher)
+
+        app = create_app(
+            ward,
+            registry=registry,
+            clock=clock,
+            policy=PostgresPolicy(pool, channels=available_channels(settings)),
+        )
         server = serve_in_thread(app, settings.http_host, settings.http_port)
         stack.callback(server.stop)
         log.info("dashboard at %s", server.url)

@@ -13,7 +13,10 @@ from typing import Any
 import prometheus_client
 import pytest
 
+from alerts.escalation import EscalationPolicy
 from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.report import Enrolment, Report
+from alerts.report import build as build_report
 from dashboard.app import NOW_HEADER, WardReader, create_app
 from storage.views import BehaviourRisk, ConflictError, NotFoundError, PatientStatus
 
@@ -83,6 +86,39 @@ class FakeWardReader:
                 AlertEvent(alert_id, now, "acknowledged", alert.severity, user, note or "")
             )
             return acked
+
+    def resolve(
+        self, alert_id: int, *, user: str, outcome: str, note: str | None, now: datetime
+    ) -> Alert:
+        with self._lock:
+            alert = self._alerts.get(alert_id)
+            if alert is None:
+                raise NotFoundError(f"alert {alert_id}")
+            if alert.state is AlertState.RESOLVED:
+                raise ConflictError(f"alert {alert_id} is already resolved")
+            done = dataclasses.replace(
+                alert,
+                state=AlertState.RESOLVED,
+                resolved_at=now,
+                updated_at=now,
+                next_escalation_at=None,
+            )
+            self._alerts[alert_id] = done
+            detail = outcome if not note else f"{outcome}: {note}"
+            self._events[alert_id].append(
+                AlertEvent(alert_id, now, "resolved", alert.severity, user, detail)
+            )
+            return done
+
+    def report(self, *, since: datetime, until: datetime, ward: str | None) -> Report:
+        """Two patients on the east ward for the whole period, no alerts (the figures' shape)."""
+        enrolled = [
+            Enrolment(pid, "east", since - timedelta(days=30), None) for pid in ("P1", "P2")
+        ]
+        return build_report(
+            since=since, until=until, enrolments=enrolled, alerts=[], notifications=[],
+            policy=EscalationPolicy(),
+        )  # fmt: skip
 
     def healthy(self) -> bool:
         return self.is_healthy
@@ -591,6 +627,8 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/api/alerts",
         "/api/alerts/{alert_id}/events",
         "/api/alerts/{alert_id}/ack",
+        "/api/alerts/{alert_id}/resolve",
+        "/api/report",
         "/healthz",
         "/metrics",
     }
@@ -607,3 +645,44 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
 def test_no_interactive_docs_that_would_need_a_cdn(client: TestClient) -> None:
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
+
+
+def test_a_user_resolves_an_alert_with_an_outcome(client: TestClient) -> None:
+    open_ids = [a["id"] for a in client.get("/api/alerts", params={"state": "open"}).json()]
+    alert_id = open_ids[0]
+    r = client.post(
+        f"/api/alerts/{alert_id}/resolve",
+        json={"user": "Dr Shah", "outcome": "managed at home", "note": "antibiotics started"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "resolved"
+    history = client.get(f"/api/alerts/{alert_id}/events").json()
+    assert history[-1]["kind"] == "resolved"
+    assert history[-1]["actor"] == "Dr Shah"
+    assert history[-1]["detail"] == "managed at home: antibiotics started"
+    again = client.post(
+        f"/api/alerts/{alert_id}/resolve", json={"user": "Dr Shah", "outcome": "other"}
+    )
+    assert again.status_code == 409
+    assert "already resolved" in again.json()["detail"]
+    bad = client.post(
+        f"/api/alerts/{open_ids[1]}/resolve", json={"user": "Dr Shah", "outcome": "fine"}
+    )
+    assert bad.status_code == 422
+    assert "must be one of: managed at home" in bad.text
+    missing = client.post("/api/alerts/999999/resolve", json={"user": "x", "outcome": "other"})
+    assert missing.status_code == 404
+
+
+def test_the_report_covers_the_last_week_by_default_and_refuses_an_empty_period(
+    client: TestClient,
+) -> None:
+    body = client.get("/api/report").json()
+    assert body["until"] == NOW.isoformat()
+    assert body["since"] == (NOW - timedelta(days=7)).isoformat()
+    (east,) = body["wards"]
+    assert east["ward"] == "east"
+    assert east["patient_days"] == 14.0  # two patients, seven days
+    empty = client.get("/api/report", params={"since": NOW.isoformat(), "until": NOW.isoformat()})
+    assert empty.status_code == 422
+    assert "the period is empty" in empty.json()["detail"]
