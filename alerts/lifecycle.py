@@ -81,3 +81,30 @@ def decide(  # noqa: PLR0911 - one return per transition reads better than a dis
     if current.cleared_at is not None:
         return Recur(current.id, condition.summary)
     return None
+
+
+def held(
+    condition: Condition | None,
+    current: Alert | None,
+    *,
+    at: datetime,
+    for_: timedelta,
+    pending_since: datetime | None,
+) -> tuple[Condition | None, datetime | None]:
+    """Apply a rule's "for" duration: a new condition counts only once it has lasted ``for_``.
+
+    Returns the condition to hand to :func:`decide` (None while still pending) and the new
+    "pending since" to remember (None when nothing is pending). Prometheus's ``for``: a value
+    that crosses a threshold for one sample (a motion artefact, a loose probe) raises nothing.
+    An alert already open is judged as before: the duration gates raising, never clearing.
+    """
+    if current is not None and current.state is not AlertState.RESOLVED:
+        return condition, None
+    if condition is None:
+        return None, None
+    if not for_:
+        return condition, None
+    since = pending_since if pending_since is not None and pending_since <= at else at
+    if at - since >= for_:
+        return condition, None
+    return None, since

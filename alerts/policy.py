@@ -31,6 +31,12 @@ import yaml
 from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import DEFAULT_HOLD_DOWN
 from alerts.model import Rule, Severity
+from alerts.rules import (
+    BATTERY_CRITICAL_PCT,
+    BATTERY_LOW_PCT,
+    CLOCK_SKEW_TOLERANCE_S,
+    NOT_WORN_AFTER,
+)
 
 #: Channel names a policy may use. Which of them a running service can deliver through is its
 #: configuration (``parse(..., channels=...)``): the webhook needs WARDWATCH_WEBHOOK_URL, email
@@ -103,13 +109,11 @@ class Thresholds:
     """
 
     no_data_silent_after: timedelta = timedelta(minutes=15)  # docs/alerts.md
-    # Wrist wearables warn at 20 % and turn their sensors off around 10 % (alerts.rules).
-    battery_low_pct: float = 20.0
-    battery_critical_pct: float = 10.0
-    # The device-health rules' defaults (alerts.rules): 120 s makes readings' times unreliable;
-    # 30 min off the body is longer than a wash, short enough to catch a forgotten watch.
-    clock_skew_tolerance: timedelta = timedelta(seconds=120)
-    not_worn_after: timedelta = timedelta(minutes=30)
+    # The device-health rules' defaults, with their reasons beside them in alerts.rules.
+    battery_low_pct: float = BATTERY_LOW_PCT
+    battery_critical_pct: float = BATTERY_CRITICAL_PCT
+    clock_skew_tolerance: timedelta = timedelta(seconds=CLOCK_SKEW_TOLERANCE_S)
+    not_worn_after: timedelta = NOT_WORN_AFTER
     message_gap_window: timedelta = timedelta(hours=1)  # a gap keeps its alert open this long
     message_gap_grace: timedelta = timedelta(minutes=2)  # time for reordered messages to arrive
     stall_after: timedelta = timedelta(minutes=2)  # no batch committed for this long

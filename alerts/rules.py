@@ -145,10 +145,17 @@ class DeviceHealth:
     future_refused: int = 0  # readings refused as future-dated in the last hour
 
 
-def battery_condition(patient_id: str, device_id: str, h: DeviceHealth) -> Condition | None:
+def battery_condition(
+    patient_id: str,
+    device_id: str,
+    h: DeviceHealth,
+    *,
+    low_pct: float = BATTERY_LOW_PCT,
+    critical_pct: float = BATTERY_CRITICAL_PCT,
+) -> Condition | None:
     """Low but not yet critical (critical is its own alert, so each says one clear thing)."""
     pct = h.battery_pct
-    if pct is None or pct > BATTERY_LOW_PCT or pct <= BATTERY_CRITICAL_PCT:
+    if pct is None or pct > low_pct or pct <= critical_pct:
         return None
     return Condition(
         patient_id,
@@ -159,10 +166,14 @@ def battery_condition(patient_id: str, device_id: str, h: DeviceHealth) -> Condi
 
 
 def battery_critical_condition(
-    patient_id: str, device_id: str, h: DeviceHealth
+    patient_id: str,
+    device_id: str,
+    h: DeviceHealth,
+    *,
+    critical_pct: float = BATTERY_CRITICAL_PCT,
 ) -> Condition | None:
     pct = h.battery_pct
-    if pct is None or pct > BATTERY_CRITICAL_PCT:
+    if pct is None or pct > critical_pct:
         return None
     return Condition(
         patient_id,

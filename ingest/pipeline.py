@@ -19,8 +19,9 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerts.escalation import EscalationPolicy
-from alerts.lifecycle import DEFAULT_HOLD_DOWN, decide
+from alerts.lifecycle import DEFAULT_HOLD_DOWN
 from alerts.model import Rule
+from alerts.policy import RuleSettings, WardPolicy
 from alerts.rules import news2_condition
 from ingest.codec import DecodeError, Rejected, decode_batch, newest_ts_us
 from ingest.ratelimit import Limit, RateLimiter
@@ -152,6 +153,9 @@ class Pipeline:
         self._resolver_loaded = -1e9
         self._limiter = RateLimiter(settings.rate_limit)
         self._policies = policy_store.PolicyCache()
+        # Used while no policy is stored: the service's own settings.
+        self._unstored = WardPolicy(escalation=settings.escalation, channels=settings.channels)
+        self._unstored_news2 = RuleSettings(hold_down=settings.hold_down)
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -367,6 +371,7 @@ class Pipeline:
         if not scored:
             return []
         current = alert_store.open_alerts(conn, scored)
+        waiting = alert_store.pending(conn, scored)
         policy = self._policies.get(conn)  # None while no policy is stored: self._settings
         paused = policy_store.pauses(conn, scored)
         outcomes = []
@@ -378,25 +383,21 @@ class Pipeline:
                 continue
             info = self._resolver.patients.get(pid)
             ward = info.ward if info else "unknown"
-            rules = policy.for_ward(ward) if policy else None
-            transition = decide(
-                current.get((pid, Rule.NEWS2)),
-                news2_condition(pid, score),
+            outcome = alert_store.evaluate(
+                conn,
+                patient_id=pid,
+                ward=ward,
+                rule=Rule.NEWS2,
+                condition=news2_condition(pid, score),
+                current=current.get((pid, Rule.NEWS2)),
+                pending_since=waiting.get((pid, Rule.NEWS2)),
                 at=at,
-                hold_down=rules.rule(Rule.NEWS2).hold_down if rules else self._settings.hold_down,
+                now=now,
+                policy=policy.for_ward(ward) if policy else self._unstored,
+                settings=None if policy else self._unstored_news2,
             )
-            if transition is None:
-                continue
-            outcomes.append(
-                alert_store.apply(
-                    conn,
-                    transition,
-                    ward=ward,
-                    now=now,
-                    policy=rules.escalation if rules else self._settings.escalation,
-                    channels=rules.channels if rules else self._settings.channels,
-                )
-            )
+            if outcome is not None:
+                outcomes.append(outcome)
         return outcomes
 
     def _count(

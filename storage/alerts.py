@@ -17,8 +17,17 @@ from psycopg.rows import args_row
 from alerts.content import NEWS2_VALUE_METRICS, describe_values
 from alerts.escalation import EscalationPolicy, Page, due
 from alerts.grouping import Inhibited, Pending, RetryPolicy
-from alerts.lifecycle import Clearing, Fire, Recur, Transition, Worsen
-from alerts.model import RESOLUTION_OUTCOMES, Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.lifecycle import Clearing, Fire, Recur, Transition, Worsen, decide, held
+from alerts.model import (
+    RESOLUTION_OUTCOMES,
+    Alert,
+    AlertEvent,
+    AlertState,
+    Condition,
+    Rule,
+    Severity,
+)
+from alerts.policy import Policy, RuleSettings, WardPolicy
 from storage import readings
 from storage.views import ConflictError, NotFoundError
 
@@ -192,10 +201,11 @@ def apply(
     return Outcome(transition.alert_id, "resolved", severity)
 
 
-def escalate_due(
-    conn: Conn, *, now: datetime, policy: EscalationPolicy, channels: tuple[str, ...]
-) -> list[Page]:
-    """Page the next tier for every open alert past its deadline; idempotent per level."""
+def escalate_due(conn: Conn, *, now: datetime, policy: Policy) -> list[Page]:
+    """Page the next tier for every open alert past its deadline; idempotent per level.
+
+    Each alert follows its own ward's tiers, times and channels (``policy.for_ward``).
+    """
     alerts = _rows(
         conn,
         f"select {_ALERT_COLUMNS} from alerts where state = 'open'"
@@ -204,7 +214,8 @@ def escalate_due(
     )
     pages: list[Page] = []
     for alert in alerts:
-        page = due(alert, now, policy)
+        ward = policy.for_ward(alert.ward)
+        page = due(alert, now, ward.escalation)
         if page is None:
             continue
         conn.execute(
@@ -228,7 +239,10 @@ def escalate_due(
             f"{int((now - alert.opened_at).total_seconds() // 60)} min: {alert.summary}"
             f" (patient {alert.patient_id}, {alert.ward})"
         )
-        _notify(conn, alert.id, f"{alert.id}:esc:{page.level}", page.recipient, body, now, channels)
+        _notify(
+            conn, alert.id, f"{alert.id}:esc:{page.level}", page.recipient, body, now,
+            ward.channels,
+        )  # fmt: skip
         pages.append(page)
     return pages
 
@@ -418,3 +432,65 @@ def record_delivery(
         conn, n.alert_id, now, kind, n.severity, None, f"{n.channel} to {n.recipient}: {outcome}"
     )
     return kind
+
+
+# --- a rule's verdict, brought to the alert: "for", enabled, lifecycle, audit --------------------
+
+
+def pending(conn: Conn, patient_ids: Iterable[str]) -> dict[tuple[str, Rule], datetime]:
+    """Conditions waiting out their rule's "for" duration, and since when."""
+    rows = conn.execute(
+        "select patient_id, rule, since from alert_pending where patient_id = any(%s)",
+        (list(patient_ids),),
+    ).fetchall()
+    return {(str(p), Rule(str(r))): since for p, r, since in rows}  # type: ignore[misc]
+
+
+def _set_pending(conn: Conn, patient_id: str, rule: Rule, since: datetime | None) -> None:
+    if since is None:
+        conn.execute(
+            "delete from alert_pending where patient_id = %s and rule = %s",
+            (patient_id, rule.value),
+        )
+    else:
+        conn.execute(
+            "insert into alert_pending (patient_id, rule, since) values (%s, %s, %s)"
+            " on conflict (patient_id, rule) do update set since = excluded.since",
+            (patient_id, rule.value, since),
+        )
+
+
+def evaluate(
+    conn: Conn,
+    *,
+    patient_id: str,
+    ward: str,
+    rule: Rule,
+    condition: Condition | None,
+    current: Alert | None,
+    pending_since: datetime | None,
+    at: datetime,
+    now: datetime,
+    policy: WardPolicy,
+    settings: RuleSettings | None = None,
+) -> Outcome | None:
+    """Bring one patient's alert for ``rule`` in line with the rule's verdict at ``at``.
+
+    The ward's policy decides whether the rule is on, how long a condition must last before it
+    raises anything ("for"), the hold-down before it resolves, and who is told through which
+    channels. ``settings`` overrides the ward's rule settings (a caller's own defaults).
+    """
+    rule_settings = settings or policy.rule(rule)
+    if not rule_settings.enabled:
+        condition = None
+    effective, since = held(
+        condition, current, at=at, for_=rule_settings.for_, pending_since=pending_since
+    )
+    if since != pending_since:
+        _set_pending(conn, patient_id, rule, since)
+    transition = decide(current, effective, at=at, hold_down=rule_settings.hold_down)
+    if transition is None:
+        return None
+    return apply(
+        conn, transition, ward=ward, now=now, policy=policy.escalation, channels=policy.channels
+    )

@@ -31,7 +31,9 @@ def timescaledb_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
 def upgrade(url: str) -> list[str]:
     """Apply pending migrations in order, each in its own transaction; return the names applied."""
     applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    # No server-side prepared statements: the same insert runs once per migration, and a
+    # single-session server (the TimescaleDB test build) keeps them across connections.
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute(

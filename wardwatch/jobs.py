@@ -9,20 +9,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter
 
 from alerts import content, grouping
-from alerts.escalation import EscalationPolicy
 from alerts.grouping import DEFAULT_GROUP_WAIT, RetryPolicy
-from alerts.lifecycle import decide
 from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
+from alerts.policy import Policy, WardPolicy
 from alerts.rules import (
-    DeviceHealth,
     battery_condition,
     battery_critical_condition,
     clock_skew_condition,
@@ -35,6 +33,7 @@ from signals.daily import daily_features, day_of, day_window
 from signals.risk import PatientRisk
 from storage import alerts as alert_store
 from storage import assignments, devices
+from storage import policy as policy_store
 from storage import risk as risk_store
 
 log = logging.getLogger(__name__)
@@ -51,21 +50,13 @@ RISK_DAYS_PER_TICK = 7
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
-def escalate(
-    conn: Conn, *, now: datetime, policy: EscalationPolicy, channels: tuple[str, ...]
-) -> int:
+def escalate(conn: Conn, *, now: datetime, policy: Policy) -> int:
     with conn.transaction():
-        return len(alert_store.escalate_due(conn, now=now, policy=policy, channels=channels))
+        return len(alert_store.escalate_due(conn, now=now, policy=policy))
 
 
 def check_silence(
-    conn: Conn,
-    *,
-    now: datetime,
-    silent_after: timedelta,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
-    raised: Counter | None = None,
+    conn: Conn, *, now: datetime, policy: Policy, raised: Counter | None = None
 ) -> int:
     """Open, or resolve, the "no data" alert of every currently assigned device."""
 
@@ -76,78 +67,72 @@ def check_silence(
             last_received=c.last_received_at,
             enrolled_at=c.valid_from,
             now=now,
-            silent_after=silent_after,
+            silent_after=policy.for_ward(c.ward).thresholds.no_data_silent_after,
         )
 
-    return _device_rules(
-        conn, [(Rule.NO_DATA, condition)], _SILENCE_LOCK, now, policy, channels, raised
-    )
+    return _device_rules(conn, [(Rule.NO_DATA, condition)], _SILENCE_LOCK, now, policy, raised)
 
 
-def check_gaps(
-    conn: Conn,
-    *,
-    now: datetime,
-    window: timedelta,
-    grace: timedelta,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
-    raised: Counter | None = None,
-) -> int:
+def check_gaps(conn: Conn, *, now: datetime, policy: Policy, raised: Counter | None = None) -> int:
     """Raise, or resolve, the "message gap" alert of every assigned device from its seq numbers.
 
-    A gap counts once the message after it has waited ``grace`` for reordered ones to arrive; it
-    keeps the alert open while it lies within ``window``.
+    A gap counts once the message after it has waited the grace for reordered ones to arrive;
+    it keeps the alert open while it lies within the window (the default ward's thresholds:
+    one query finds every device's gaps).
     """
+    limits = policy.default.thresholds
     found: dict[str, list[tuple[str, int, int]]] = {}
     with conn.transaction():
         for device, stream, first, last in devices.find_gaps(
-            conn, since=now - window, grace_until=now - grace
+            conn,
+            since=now - limits.message_gap_window,
+            grace_until=now - limits.message_gap_grace,
         ):
             found.setdefault(device, []).append((stream, first, last))
 
     def condition(c: assignments.Contact) -> Condition | None:
         return gap_condition(c.patient_id, c.device_id, found.get(c.device_id, []))
 
-    return _device_rules(
-        conn, [(Rule.MESSAGE_GAP, condition)], _GAP_LOCK, now, policy, channels, raised
-    )
+    return _device_rules(conn, [(Rule.MESSAGE_GAP, condition)], _GAP_LOCK, now, policy, raised)
 
 
 def check_devices(
-    conn: Conn,
-    *,
-    now: datetime,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
-    raised: Counter | None = None,
+    conn: Conn, *, now: datetime, policy: Policy, raised: Counter | None = None
 ) -> int:
-    """Battery low and critical, not worn, clock skew: what each assigned device says of itself."""
+    """Battery low and critical, not worn, clock skew: what each assigned device says of itself.
+
+    Each device is judged by its patient's ward's thresholds.
+    """
     with conn.transaction():
-        ids = [c.device_id for c in assignments.current_contacts(conn, now)]
-        health = devices.health(conn, ids, now=now)
+        contacts = assignments.current_contacts(conn, now)
+        health = devices.health(conn, [c.device_id for c in contacts], now=now)
 
-    def rule(
-        check: Callable[[str, str, DeviceHealth], Condition | None],
-    ) -> Callable[[assignments.Contact], Condition | None]:
-        def condition(c: assignments.Contact) -> Condition | None:
-            h = health.get(c.device_id)
-            return None if h is None else check(c.patient_id, c.device_id, h)
+    def judge(c: assignments.Contact, rule: Rule) -> Condition | None:
+        h = health.get(c.device_id)
+        if h is None:
+            return None
+        t = policy.for_ward(c.ward).thresholds
+        pid, dev = c.patient_id, c.device_id
+        match rule:
+            case Rule.BATTERY:
+                return battery_condition(pid, dev, h, low_pct=t.battery_low_pct,
+                                         critical_pct=t.battery_critical_pct)  # fmt: skip
+            case Rule.BATTERY_CRITICAL:
+                return battery_critical_condition(pid, dev, h, critical_pct=t.battery_critical_pct)
+            case Rule.NOT_WORN:
+                return not_worn_condition(pid, dev, h, after=t.not_worn_after)
+            case _:
+                return clock_skew_condition(
+                    pid, dev, h, tolerance_s=t.clock_skew_tolerance.total_seconds()
+                )
 
-        return condition
-
+    rules = (Rule.BATTERY, Rule.BATTERY_CRITICAL, Rule.NOT_WORN, Rule.CLOCK_SKEW)
     return _device_rules(
         conn,
-        [
-            (Rule.BATTERY, rule(battery_condition)),
-            (Rule.BATTERY_CRITICAL, rule(battery_critical_condition)),
-            (Rule.NOT_WORN, rule(not_worn_condition)),
-            (Rule.CLOCK_SKEW, rule(clock_skew_condition)),
-        ],
+        [(r, lambda c, r=r: judge(c, r)) for r in rules],  # type: ignore[misc]
         _DEVICE_LOCK,
         now,
         policy,
-        channels,
         raised,
     )
 
@@ -157,14 +142,14 @@ def _device_rules(
     rules: Sequence[tuple[Rule, Callable[[assignments.Contact], Condition | None]]],
     lock: int,
     now: datetime,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
+    policy: Policy,
     raised: Counter | None,
 ) -> int:
     """Bring technical rules' alerts in line for every currently assigned device.
 
-    The cure of a device problem is the device working again: alerts resolve at once, no
-    hold-down. One worker runs a rule at a time; another worker's tick simply skips.
+    The ward's policy says whether each rule is on and how long a condition must last; by
+    default a device problem resolves as soon as the device works again (no hold-down). One
+    worker runs a set of rules at a time; another worker's tick simply skips.
     """
     changes = 0
     with conn.transaction():
@@ -172,31 +157,32 @@ def _device_rules(
         if not (got and got[0]):
             return 0
         contacts = assignments.current_contacts(conn, now)
-        current = alert_store.open_alerts(conn, {c.patient_id for c in contacts})
+        patients = {c.patient_id for c in contacts}
+        current = alert_store.open_alerts(conn, patients)
+        waiting = alert_store.pending(conn, patients)
         for c in contacts:
             for rule, condition in rules:
-                transition = decide(
-                    current.get((c.patient_id, rule)), condition(c), at=now, hold_down=timedelta(0)
+                outcome = alert_store.evaluate(
+                    conn,
+                    patient_id=c.patient_id,
+                    ward=c.ward,
+                    rule=rule,
+                    condition=condition(c),
+                    current=current.get((c.patient_id, rule)),
+                    pending_since=waiting.get((c.patient_id, rule)),
+                    at=now,
+                    now=now,
+                    policy=policy.for_ward(c.ward),
                 )
-                if transition is None:
+                if outcome is None:
                     continue
-                outcome = alert_store.apply(
-                    conn, transition, ward=c.ward, now=now, policy=policy, channels=channels
-                )
                 if raised is not None and outcome.kind == "fired":
                     raised.labels(severity=outcome.severity.label).inc()
                 changes += 1
     return changes
 
 
-def assess_risk(
-    conn: Conn,
-    *,
-    now: datetime,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
-    raised: Counter | None = None,
-) -> int:
+def assess_risk(conn: Conn, *, now: datetime, policy: Policy, raised: Counter | None = None) -> int:
     """Score each monitored patient's completed days and raise, or resolve, the "risk" alert.
 
     Days are taken in order from where the patient's stored model state left off, in event time
@@ -213,7 +199,7 @@ def assess_risk(
             ).fetchone()
             if not (got and got[0]):
                 continue
-            scored += _assess_patient(conn, patient_id, ward, now, policy, channels, raised)
+            scored += _assess_patient(conn, patient_id, ward, now, policy.for_ward(ward), raised)
     return scored
 
 
@@ -222,8 +208,7 @@ def _assess_patient(
     patient_id: str,
     ward: str,
     now: datetime,
-    policy: EscalationPolicy,
-    channels: tuple[str, ...],
+    policy: WardPolicy,
     raised: Counter | None,
 ) -> int:
     span = risk_store.event_span(conn, patient_id)
@@ -236,6 +221,8 @@ def _assess_patient(
     else:
         model, day = PatientRisk.restore(last[1]), last[0] + timedelta(days=1)
     grace_us = int(RISK_DAY_GRACE.total_seconds()) * 1_000_000
+    # The CUSUM is the hysteresis (it falls a little a day): no hold-down unless a ward sets one.
+    settings = replace(policy.rule(Rule.RISK), hold_down=timedelta(0))
     done = 0
     while done < RISK_DAYS_PER_TICK:
         window = day_window(day, offset_min)
@@ -246,21 +233,30 @@ def _assess_patient(
         )
         assessment = model.step(features)
         risk_store.save_day(conn, patient_id, day, features, assessment, model.snapshot(), now=now)
-        transition = decide(
-            alert_store.open_alerts(conn, [patient_id]).get((patient_id, Rule.RISK)),
-            risk_condition(patient_id, day, assessment),
+        scored, day, done = day, day + timedelta(days=1), done + 1
+        pause = policy_store.pauses(conn, [patient_id]).get(patient_id)
+        if pause is not None and pause.covers(_utc(window.end_us)):
+            continue  # paused by a clinician: the day is scored and kept, no alert changes
+        outcome = alert_store.evaluate(
+            conn,
+            patient_id=patient_id,
+            ward=ward,
+            rule=Rule.RISK,
+            condition=risk_condition(patient_id, scored, assessment),
+            current=alert_store.open_alerts(conn, [patient_id]).get((patient_id, Rule.RISK)),
+            pending_since=alert_store.pending(conn, [patient_id]).get((patient_id, Rule.RISK)),
             at=now,
-            hold_down=timedelta(0),  # the CUSUM is the hysteresis: it falls a little a day
+            now=now,
+            policy=policy,
+            settings=settings,
         )
-        if transition is not None:
-            outcome = alert_store.apply(
-                conn, transition, ward=ward, now=now, policy=policy, channels=channels
-            )
-            if raised is not None and outcome.kind == "fired":
-                raised.labels(severity=outcome.severity.label).inc()
-        day += timedelta(days=1)
-        done += 1
+        if raised is not None and outcome is not None and outcome.kind == "fired":
+            raised.labels(severity=outcome.severity.label).inc()
     return done
+
+
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:

@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 from alerts.escalation import EscalationPolicy
 from alerts.grouping import DEFAULT_GROUP_WAIT
 from alerts.notify import Channel, LogChannel, MqttChannel, SmtpChannel, WebhookChannel
-from alerts.policy import Thresholds, WardPolicy
+from alerts.policy import Policy, Thresholds, WardPolicy
 from dashboard.app import create_app
 from dashboard.server import serve_in_thread
 from ingest import pipeline as pipe
@@ -254,38 +254,21 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             ),
         )
 
-        def in_force(conn: psycopg.Connection[tuple[object, ...]]) -> WardPolicy:
-            """The stored policy's default ward (the jobs are not per ward yet), else Options."""
-            policy = policies.get(conn)
-            return policy.default if policy else unstored
+        def in_force(conn: psycopg.Connection[tuple[object, ...]]) -> Policy:
+            """The stored policy (each ward its own), else one built from Options."""
+            return policies.get(conn) or Policy(default=unstored)
 
         def escalation(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            w = in_force(conn)
-            jobs.escalate(conn, now=clock(), policy=w.escalation, channels=w.channels)
+            jobs.escalate(conn, now=clock(), policy=in_force(conn))
 
         def silence(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             enrolled.set(len(assignments.current_contacts(conn, clock())))
-            w = in_force(conn)
             jobs.check_silence(
-                conn,
-                now=clock(),
-                silent_after=w.thresholds.no_data_silent_after,
-                policy=w.escalation,
-                channels=w.channels,
-                raised=metrics.alerts_raised,
+                conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
             )
 
         def gaps(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            w = in_force(conn)
-            jobs.check_gaps(
-                conn,
-                now=clock(),
-                window=w.thresholds.message_gap_window,
-                grace=w.thresholds.message_gap_grace,
-                policy=w.escalation,
-                channels=w.channels,
-                raised=metrics.alerts_raised,
-            )
+            jobs.check_gaps(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)
 
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(
@@ -299,24 +282,12 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             )
 
         def device_health(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            w = in_force(conn)
             jobs.check_devices(
-                conn,
-                now=clock(),
-                policy=w.escalation,
-                channels=w.channels,
-                raised=metrics.alerts_raised,
+                conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
             )
 
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            w = in_force(conn)
-            jobs.assess_risk(
-                conn,
-                now=clock(),
-                policy=w.escalation,
-                channels=w.channels,
-                raised=metrics.alerts_raised,
-            )
+            jobs.assess_risk(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)
 
         for fn, every in (
             (escalation, options.escalation_tick_s),

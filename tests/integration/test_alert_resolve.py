@@ -10,6 +10,7 @@ import pytest
 from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import Fire
 from alerts.model import RESOLUTION_OUTCOMES, AlertState, Condition, Rule, Severity
+from alerts.policy import Policy
 from storage import alerts as alert_store
 from storage.views import ConflictError, NotFoundError
 
@@ -51,10 +52,7 @@ def test_a_nurse_resolves_an_alert_with_an_outcome_and_the_history_says_so(
         )
         with conn.transaction():
             assert (
-                alert_store.escalate_due(
-                    conn, now=NOW + timedelta(hours=2), policy=policy, channels=("log",)
-                )
-                == []
+                alert_store.escalate_due(conn, now=NOW + timedelta(hours=2), policy=Policy()) == []
             )
         with pytest.raises(ConflictError, match="already resolved"):
             alert_store.resolve(conn, fired.alert_id, user="x", outcome="other", note=None,

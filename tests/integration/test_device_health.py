@@ -8,8 +8,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
+from alerts.policy import Policy
 from signals.vitals import Metric, Readings
 from signals.waveforms import DeviceStatus
 from storage import alerts as alert_store
@@ -50,7 +50,7 @@ def _open(conn: psycopg.Connection[tuple[object, ...]], patient: str) -> dict[Ru
 
 def _check(url: str, now: datetime) -> None:
     with psycopg.connect(url) as conn:
-        jobs.check_devices(conn, now=now, policy=EscalationPolicy(), channels=("log",))
+        jobs.check_devices(conn, now=now, policy=Policy())
 
 
 def test_each_device_problem_raises_its_technical_alert_and_resolves_when_fixed(

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
+from alerts.policy import Policy, Thresholds, WardPolicy
 from ingest import pipeline as pipe
 from ingest.loop import run as run_loop
 from signals.vitals import Metric
@@ -24,6 +24,7 @@ from wardwatch import jobs
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+QUIET = timedelta(minutes=15)
 
 
 def _us(t: datetime) -> int:
@@ -177,21 +178,12 @@ def test_escalation_and_acknowledgement(ward: tuple[str, str, str]) -> None:
             )
         ]
     )
-    policy = EscalationPolicy()
+    policy = Policy()
     with psycopg.connect(url) as conn:
         # Before the deadline nothing happens; after it, the next tier is paged exactly once.
-        assert (
-            jobs.escalate(conn, now=T0 + timedelta(minutes=4), policy=policy, channels=("log",))
-            == 0
-        )
-        assert (
-            jobs.escalate(conn, now=T0 + timedelta(minutes=5), policy=policy, channels=("log",))
-            == 1
-        )
-        assert (
-            jobs.escalate(conn, now=T0 + timedelta(minutes=6), policy=policy, channels=("log",))
-            == 0
-        )
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=4), policy=policy) == 0
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=5), policy=policy) == 1
+        assert jobs.escalate(conn, now=T0 + timedelta(minutes=6), policy=policy) == 0
         (alert,) = alert_store.list_alerts(conn, AlertState.OPEN)
         assert alert.escalation_level == 1
         recipients = [r for (r,) in conn.execute("select recipient from notifications order by id")]
@@ -201,9 +193,7 @@ def test_escalation_and_acknowledgement(ward: tuple[str, str, str]) -> None:
         )
         assert acked.state is AlertState.ACKNOWLEDGED
         assert acked.acknowledged_by == "Nurse Okafor"
-        assert (
-            jobs.escalate(conn, now=T0 + timedelta(hours=1), policy=policy, channels=("log",)) == 0
-        )
+        assert jobs.escalate(conn, now=T0 + timedelta(hours=1), policy=policy) == 0
 
 
 def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> None:
@@ -211,16 +201,13 @@ def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> Non
     clock = Clock(T0)
     p, _ = _pipeline(url, clock)
     p.process([_msg(device, [{"ts": T0.isoformat(), "heart_rate": 70}], T0)])
-    policy = EscalationPolicy()
+    policy = Policy(default=WardPolicy(thresholds=Thresholds(no_data_silent_after=QUIET)))
     with psycopg.connect(url) as conn:
-        quiet = timedelta(minutes=15)
         assert (
             jobs.check_silence(
                 conn,
                 now=T0 + timedelta(minutes=10),
-                silent_after=quiet,
                 policy=policy,
-                channels=("log",),
             )
             == 0
         )
@@ -228,9 +215,7 @@ def test_silent_device_raises_technical_alert(ward: tuple[str, str, str]) -> Non
             jobs.check_silence(
                 conn,
                 now=T0 + timedelta(minutes=20),
-                silent_after=quiet,
                 policy=policy,
-                channels=("log",),
             )
             == 1
         )
@@ -437,13 +422,10 @@ def test_a_gap_in_a_devices_numbered_messages_raises_a_technical_alert(
     for seq in (1, 2, 5, 3):  # 3 arrives late, 4 never does
         t = T0 + timedelta(seconds=seq)
         p.process([(topic, orjson.dumps({"ts": t.isoformat(), "battery": 80, "seq": seq}), _us(t))])
-    policy = EscalationPolicy()
-    kw = {
-        "window": timedelta(hours=1),
-        "grace": timedelta(minutes=2),
-        "policy": policy,
-        "channels": ("log",),
-    }
+    limits = Thresholds(
+        message_gap_window=timedelta(hours=1), message_gap_grace=timedelta(minutes=2)
+    )
+    kw = {"policy": Policy(default=WardPolicy(thresholds=limits))}
     with psycopg.connect(url) as conn:
         # Within the grace time nothing is said: message 4 may still be on its way.
         assert jobs.check_gaps(conn, now=T0 + timedelta(minutes=1), **kw) == 0  # type: ignore[arg-type]

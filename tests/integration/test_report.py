@@ -11,6 +11,7 @@ import pytest
 from alerts.escalation import EscalationPolicy
 from alerts.lifecycle import Fire, Resolve
 from alerts.model import Condition, Rule, Severity
+from alerts.policy import Policy, WardPolicy
 from alerts.report import ALL_WARDS
 from storage import alerts as alert_store
 from storage import assignments
@@ -78,14 +79,14 @@ def _ward_history(conn: Conn, uid: str) -> dict[str, int]:
     # a2 unacknowledged past its 15 min: the senior clinician is paged; acknowledged at 20 min.
     with conn.transaction():
         pages = alert_store.escalate_due(
-            conn, now=T0 + 14 * H + 16 * MIN, policy=POLICY, channels=("log",)
+            conn, now=T0 + 14 * H + 16 * MIN, policy=Policy(default=WardPolicy(escalation=POLICY))
         )
     assert [p.alert_id for p in pages] == [ids["a2"]]
     alert_store.acknowledge(conn, ids["a2"], user="nurse", note=None, now=T0 + 14 * H + 20 * MIN)
     # a3 (technical) pages the device team again after 60 min and stays unacknowledged.
     with conn.transaction():
         pages = alert_store.escalate_due(
-            conn, now=T0 + 16 * H + MIN, policy=POLICY, channels=("log",)
+            conn, now=T0 + 16 * H + MIN, policy=Policy(default=WardPolicy(escalation=POLICY))
         )
     assert [p.alert_id for p in pages] == [ids["a3"]]
     # a4 clears on its own before anyone acknowledges it.

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from alerts.escalation import EscalationPolicy
 from alerts.model import AlertState, Rule, Severity
+from alerts.policy import Policy
 from signals.risk import Feature, PatientRisk
 from simulator.cohort import Simulated, reduce_days, simulate
 from storage import alerts as alert_store
@@ -55,7 +55,7 @@ def _store(url: str, sim: Simulated) -> str:
 
 def _tick(url: str, now: datetime) -> int:
     with psycopg.connect(url) as conn:
-        return jobs.assess_risk(conn, now=now, policy=EscalationPolicy(), channels=("log",))
+        return jobs.assess_risk(conn, now=now, policy=Policy())
 
 
 def test_days_are_scored_from_the_database_as_the_pure_core_scores_them(

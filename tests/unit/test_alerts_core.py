@@ -24,6 +24,7 @@ from alerts.lifecycle import (
     Transition,
     Worsen,
     decide,
+    held,
 )
 from alerts.model import Alert, AlertState, Condition, Rule, Severity
 from alerts.rules import describe, news2_condition, no_data_condition
@@ -569,3 +570,46 @@ def test_single_tier_with_no_repeats_sends_no_page_after_firing() -> None:
     policy = EscalationPolicy(max_repeats=0)
     alert = open_alert(Severity.TECHNICAL, policy=policy)
     assert due(alert, T0 + timedelta(days=1), policy) is None
+
+
+# --- the "for" duration -----------------------------------------------------------------------
+
+
+def _cond() -> Condition:
+    return Condition("p1", Rule.NEWS2, Severity.EMERGENCY, "NEWS2 9 (high)")
+
+
+@pytest.mark.parametrize(
+    ("pending_min", "now_min", "fires", "still_pending_from"),
+    [
+        (None, 0, False, 0),  # first sight: starts waiting
+        (0, 1, False, 0),  # still waiting
+        (0, 2, True, None),  # lasted the 2 min: fires, nothing pending
+        (0, 9, True, None),
+        (5, 3, False, 3),  # a pending start in the future (clock trouble) restarts at now
+    ],
+)
+def test_a_condition_raises_only_once_it_has_lasted_for(
+    pending_min: int | None, now_min: int, fires: bool, still_pending_from: int | None
+) -> None:
+    t0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    since = None if pending_min is None else t0 + timedelta(minutes=pending_min)
+    effective, pending = held(
+        _cond(), None, at=t0 + timedelta(minutes=now_min), for_=timedelta(minutes=2),
+        pending_since=since,
+    )  # fmt: skip
+    assert (effective is not None) is fires
+    assert pending == (
+        None if still_pending_from is None else t0 + timedelta(minutes=still_pending_from)
+    )
+
+
+def test_the_for_duration_never_delays_clearing_or_an_open_alert() -> None:
+    t0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    assert held(None, None, at=t0, for_=timedelta(minutes=2), pending_since=t0) == (None, None)
+    assert held(_cond(), None, at=t0, for_=timedelta(0), pending_since=None) == (_cond(), None)
+    alert = open_alert()
+    assert held(_cond(), alert, at=t0, for_=timedelta(minutes=2), pending_since=None) == (
+        _cond(),
+        None,
+    )
