@@ -69,27 +69,6 @@ def to_readings(samples: Samples, *, device_id: str, patient_id: str) -> Reading
     )
 
 
-def course(
-    scenario: str,
-    *,
-    patient_number: int,
-    seed: int,
-    days: int = 21,
-    start: datetime = datetime(2026, 1, 5, 12, tzinfo=UTC),
-    rr_intervals: bool = True,
-) -> Course:
-    """Simulate one patient for ``days`` days from ``start`` (UTC) and reduce each day."""
-    sim = simulate(
-        scenario,
-        patient_number=patient_number,
-        seed=seed,
-        days=days,
-        start=start,
-        rr_intervals=rr_intervals,
-    )
-    return reduce_days(sim)
-
-
 @dataclass(frozen=True, slots=True)
 class Simulated:
     """A simulated patient's raw readings over a span, and the onset if they fall ill."""
@@ -153,4 +132,4 @@ def cohort(
     n_ill = round(n_patients * ill_fraction)
     for i in range(n_patients):
         scenario = "home_infection" if i < n_ill else "home_stable"
-        yield course(scenario, patient_number=i + 1, seed=seed, days=days)
+        yield reduce_days(simulate(scenario, patient_number=i + 1, seed=seed, days=days))

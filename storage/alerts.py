@@ -247,17 +247,20 @@ def escalate_due(conn: Conn, *, now: datetime, policy: Policy) -> list[Page]:
     return pages
 
 
+def _unresolved_for_update(conn: Conn, alert_id: int) -> Alert:
+    """The alert, row-locked for a user's change; NotFoundError / ConflictError if it cannot be."""
+    rows = _rows(conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update", (alert_id,))
+    if not rows:
+        raise NotFoundError(f"no alert {alert_id}")
+    if rows[0].state is AlertState.RESOLVED:
+        raise ConflictError(f"alert {alert_id} is already resolved")
+    return rows[0]
+
+
 def acknowledge(conn: Conn, alert_id: int, *, user: str, note: str | None, now: datetime) -> Alert:
     """Record that a named user has taken the alert on; stops its escalation."""
     with conn.transaction():
-        rows = _rows(
-            conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update", (alert_id,)
-        )
-        if not rows:
-            raise NotFoundError(f"no alert {alert_id}")
-        alert = rows[0]
-        if alert.state is AlertState.RESOLVED:
-            raise ConflictError(f"alert {alert_id} is already resolved")
+        alert = _unresolved_for_update(conn, alert_id)
         if alert.state is AlertState.ACKNOWLEDGED:
             raise ConflictError(
                 f"alert {alert_id} was already acknowledged by {alert.acknowledged_by}"
@@ -285,14 +288,7 @@ def resolve(
             f"outcome must be one of: {', '.join(RESOLUTION_OUTCOMES)}; got {outcome!r}"
         )
     with conn.transaction():
-        rows = _rows(
-            conn, f"select {_ALERT_COLUMNS} from alerts where id = %s for update", (alert_id,)
-        )
-        if not rows:
-            raise NotFoundError(f"no alert {alert_id}")
-        alert = rows[0]
-        if alert.state is AlertState.RESOLVED:
-            raise ConflictError(f"alert {alert_id} is already resolved")
+        alert = _unresolved_for_update(conn, alert_id)
         conn.execute(
             "update alerts set state = 'resolved', resolved_at = %s, updated_at = %s,"
             " next_escalation_at = null where id = %s",
