@@ -7,15 +7,16 @@ in-memory fake in tests) and the injected ``clock``; it holds no state of its ow
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import prometheus_client
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from alerts.model import Alert, AlertEvent, AlertState
 from alerts.policy import OverrideError, Overrides, Pause, PolicyError
@@ -23,6 +24,7 @@ from alerts.report import Report
 from alerts.report import as_dict as report_dict
 from dashboard.schema import (
     AckIn,
+    AlertChangeOut,
     AlertEventOut,
     AlertOut,
     HealthOut,
@@ -35,6 +37,13 @@ from dashboard.schema import (
     ResolveIn,
     alert_order,
     patient_order,
+)
+from storage.live import (
+    AlertChange,
+    FeedUnavailableError,
+    ListenerStatus,
+    Subscription,
+    SubscriptionClosed,
 )
 from storage.policy import OverrideRecord, StoredPolicy
 from storage.views import ConflictError, NotFoundError, PatientStatus
@@ -120,6 +129,21 @@ class PolicyStore(Protocol):
         ...
 
 
+class AlertFeed(Protocol):
+    """Alert changes as they commit, for ``GET /api/stream`` (``storage.live.LiveAlerts``)."""
+
+    def subscribe(self, *, ward: str | None, after: int | None) -> Subscription:
+        """Open a subscription resuming after change id ``after`` (None: from now).
+
+        May block briefly on the database; raise ``FeedUnavailableError`` if no stream can start.
+        """
+        ...
+
+
+#: How long a browser waits before reconnecting a dropped stream (the SSE ``retry`` field).
+STREAM_RETRY_MS = 3000
+
+
 def create_app(
     reader: WardReader,
     *,
@@ -128,12 +152,17 @@ def create_app(
     stale_after: timedelta = timedelta(minutes=10),
     poll_interval: timedelta = timedelta(seconds=5),
     policy: PolicyStore | None = None,
+    live: AlertFeed | None = None,
+    keepalive: timedelta = timedelta(seconds=15),
 ) -> FastAPI:
     """Build the dashboard over ``reader``.
 
     ``stale_after``: how long without data before a patient's freshness is highlighted.
     ``poll_interval``: how often the page re-reads the API.
     ``policy``: the alerting policy and patient overrides; without it those endpoints are absent.
+    ``live``: alert changes pushed to the page (``GET /api/stream``); without it the page polls
+    only. Its owner closes it before stopping the server: an open stream ends only then.
+    ``keepalive``: how often an idle stream sends a comment, so proxies keep it open.
     """
     app = FastAPI(
         title="wardwatch dashboard",
@@ -144,7 +173,7 @@ def create_app(
         redoc_url=None,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    page = _render_page(poll_interval)
+    page = _render_page(poll_interval, stream=live is not None)
 
     def now() -> datetime:
         return clock().astimezone(UTC)
@@ -214,6 +243,8 @@ def create_app(
 
     if policy is not None:
         _add_policy_routes(api, policy, now)
+    if live is not None:
+        _add_stream_route(api, live, keepalive)
     app.include_router(api)
 
     @app.get(
@@ -384,10 +415,97 @@ def _add_policy_routes(api: APIRouter, store: PolicyStore, now: Callable[[], dat
         ]
 
 
-def _render_page(poll_interval: timedelta) -> str:
+def _add_stream_route(api: APIRouter, live: AlertFeed, keepalive: timedelta) -> None:
+    @api.get(
+        "/stream",
+        tags=["alerts"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                # Each ``alert`` event's data; the other events are described below.
+                "content": {"text/event-stream": {"schema": AlertChangeOut.model_json_schema()}},
+                "description": "Server-sent events.",
+            },
+            503: {"description": "The live feed is unavailable; poll /api/alerts instead."},
+        },
+    )
+    async def stream(
+        ward: WardQuery = None,
+        after: Annotated[
+            int | None, Query(ge=0, description="Resume after this change id (Last-Event-ID).")
+        ] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        """Push every alert change as a server-sent event, as it commits (docs/dashboard.md).
+
+        Events: ``alert`` (``AlertChangeOut``, its ``id`` the SSE id), ``ready`` once caught up,
+        ``reset`` when too much was missed to replay, ``status`` when the feed stops or resumes
+        hearing the database; a comment every ``keepalive``. A browser reconnecting with
+        ``Last-Event-ID`` first receives the changes it missed.
+        """
+        if last_event_id is not None:
+            try:
+                after = int(last_event_id)
+            except ValueError:
+                raise HTTPException(422, detail="Last-Event-ID must be a change id.") from None
+        try:
+            sub = await run_in_threadpool(live.subscribe, ward=ward, after=after)
+        except FeedUnavailableError as exc:
+            logger.warning("stream refused: %s", exc)
+            raise HTTPException(503, detail="Live alerts are unavailable.") from None
+        return StreamingResponse(
+            _events(sub, keepalive.total_seconds()),
+            media_type="text/event-stream",
+            # no-transform and X-Accel-Buffering: a proxy must pass each event on at once.
+            headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
+        )
+
+
+def _frame(event: str, data: str, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n"
+
+
+def _alert_frame(change: AlertChange) -> str:
+    return _frame("alert", AlertChangeOut.of(change).model_dump_json(), change.id)
+
+
+async def _events(sub: Subscription, keepalive_s: float) -> AsyncIterator[str]:
+    """The stream's text: catch-up, ``ready``, then live changes until the subscription ends.
+
+    Ending the subscription (a full queue, the listener reconnecting, the feed closing) ends the
+    response; the browser reconnects by itself and catches up from its Last-Event-ID.
+    """
+    try:
+        yield f"retry: {STREAM_RETRY_MS}\n\n"
+        if not sub.complete:
+            yield _frame("reset", "{}", sub.head)
+        for change in sub.backlog:
+            yield _alert_frame(change)
+        listening = "true" if sub.listening else "false"
+        yield _frame("ready", f'{{"listening": {listening}}}', sub.head)
+        while True:
+            try:
+                item = await sub.get(keepalive_s)
+            except SubscriptionClosed as closed:
+                logger.info("stream %d ended: %s", sub.number, closed.reason)
+                return
+            if item is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(item, ListenerStatus):
+                yield _frame("status", f'{{"listening": {"true" if item.listening else "false"}}}')
+            else:
+                yield _alert_frame(item)
+    finally:
+        # Also on a client that went away (the response is cancelled): stop queueing for it.
+        sub.close()
+
+
+def _render_page(poll_interval: timedelta, *, stream: bool = False) -> str:
     template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     poll_ms = max(250, round(poll_interval.total_seconds() * 1000))
-    return template.replace('data-poll-ms="5000"', f'data-poll-ms="{poll_ms}"')
+    page = template.replace('data-poll-ms="5000"', f'data-poll-ms="{poll_ms}"')
+    return page.replace('data-stream="off"', 'data-stream="on"') if stream else page
 
 
 def _not_found(alert_id: int) -> HTTPException:

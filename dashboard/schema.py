@@ -21,6 +21,7 @@ from pydantic import (
 
 from alerts.model import RESOLUTION_OUTCOMES, Alert, AlertEvent, AlertState, Rule, Severity
 from alerts.policy import Overrides, PolicyError, to_data
+from storage.live import AlertChange
 from storage.policy import OverrideRecord, StoredPolicy
 from storage.views import BehaviourRisk, PatientStatus
 
@@ -180,6 +181,32 @@ class AlertEventOut(BaseModel):
             severity=_SEVERITY_LABELS[event.severity],
             actor=event.actor,
             detail=event.detail,
+        )
+
+
+class AlertChangeOut(BaseModel):
+    """One alert change on the live stream (``GET /api/stream``, event ``alert``): ids only.
+
+    The page re-reads ``/api/alerts`` when one arrives; names and summaries never travel here.
+    """
+
+    id: int = Field(description="The change's id (alert_events): also the SSE event id.")
+    alert_id: int
+    kind: str = Field(
+        description="fired, worsened, clearing, recurred, acknowledged, escalated, resolved, "
+        "notified, notify_failed, notify_dead_letter or notify_inhibited."
+    )
+    severity: SeverityLabel
+    ward: str
+
+    @classmethod
+    def of(cls, change: AlertChange) -> AlertChangeOut:
+        return cls(
+            id=change.id,
+            alert_id=change.alert_id,
+            kind=change.kind,
+            severity=_SEVERITY_LABELS[change.severity],
+            ward=change.ward,
         )
 
 

@@ -38,7 +38,10 @@ def serve_in_thread(
     app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, start_timeout_s: float = 10.0
 ) -> ServerHandle:
     """Start serving ``app`` and return once it accepts connections; port 0 picks a free port."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    # A browser stuck on an open event stream must not hold shutdown up for ever.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
 
     def run() -> None:

@@ -25,6 +25,7 @@ from ingest.loop import run as run_loop
 from ingest.mqtt import DEVICE_TOPICS, Message, MqttSource, make_client, subscription
 from storage import assignments, migrate
 from storage import policy as policy_store
+from storage.live import LiveAlerts
 from storage.policy import PostgresPolicy
 from storage.ward import PostgresWard
 from wardwatch import jobs
@@ -323,13 +324,24 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
 
         stack.callback(stop_dispatcher)
 
+        # Alert changes pushed to the page as they commit, from whichever worker (storage.live).
+        live = LiveAlerts(settings.database_url, pool)
+        live.start()
+        stack.callback(live.close)
+        Gauge(
+            "wardwatch_live_listening",
+            "1 while the dashboard hears alert changes from PostgreSQL (LISTEN).",
+            registry=registry,
+        ).set_function(lambda: float(live.listening))
         app = create_app(
             ward,
             registry=registry,
             clock=clock,
             policy=PostgresPolicy(pool, channels=available_channels(settings)),
+            live=live,
         )
         server = serve_in_thread(app, settings.http_host, settings.http_port)
         stack.callback(server.stop)
+        stack.callback(live.close)  # runs first: open streams end, so the server can stop
         log.info("dashboard at %s", server.url)
         yield Running(server.url, registry, stop.set, source)

@@ -1,5 +1,7 @@
 // wardwatch nurses' page: polls the JSON API and redraws the alert and patient tables in place.
-// Vanilla JS, no build step. Data are written with textContent only, never as HTML.
+// Where the server pushes alert changes (GET /api/stream, server-sent events), each one redraws at
+// once; polling goes on beside it, as the fallback and for the patients' readings, which are not
+// pushed. Vanilla JS, no build step. Data are written with textContent only, never as HTML.
 "use strict";
 
 (() => {
@@ -26,6 +28,9 @@
   const body = document.body;
   const pollMs = Math.max(250, Number.parseInt(body.dataset.pollMs, 10) || 5000);
   const ward = new URLSearchParams(window.location.search).get("ward") || null;
+  const streamOn = body.dataset.stream === "on";
+  // A stream refused outright (e.g. 503) is not retried by EventSource itself; we retry it.
+  const STREAM_RETRY_MS = 10000;
 
   const $ = (id) => document.getElementById(id);
   const nameInput = $("nurse-name");
@@ -37,6 +42,10 @@
 
   let clockSkewMs = 0; // server clock minus browser clock, from the NOW_HEADER
   let lastSuccess = null;
+  let lastOk = null; // whether the last poll reached the API (null before the first)
+  // off (no stream on this server), connecting, live, paused (the server cannot hear the
+  // database) or down (no stream).
+  let streamState = streamOn ? "connecting" : "off";
   let knownOpen = null; // Map alert id -> severity, once the first load has been seen
   const firstSeen = new Map(); // alert id -> browser time first shown as new
   const alertRows = new Map(); // alert id -> <tr>, kept so a half-typed note survives a poll
@@ -388,12 +397,22 @@
   // ---- polling -------------------------------------------------------------------------------
 
   function showConnection(ok) {
+    lastOk = ok;
+    connection.dataset.stream = streamState;
     const at = lastSuccess
       ? lastSuccess.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" })
       : null;
-    if (ok) {
+    if (ok && (streamState === "off" || streamState === "live")) {
       connection.className = "connection ok";
-      connection.textContent = `Live · updated ${at}`;
+      connection.textContent = streamState === "live"
+        ? `Live · updated ${at} · new alerts appear instantly`
+        : `Live · updated ${at}`;
+    } else if (ok) {
+      // Say plainly that a new alert may take up to the poll interval to appear.
+      connection.className = "connection degraded";
+      connection.textContent = streamState === "connecting"
+        ? `Updated ${at} · connecting instant alerts…`
+        : `Updated ${at} · instant alerts unavailable: checking every ${duration(pollMs)}`;
     } else {
       connection.className = "connection error";
       connection.textContent = at
@@ -449,6 +468,43 @@
     }
   }
 
+  // ---- live stream ---------------------------------------------------------------------------
+
+  function setStream(state) {
+    streamState = state;
+    if (lastOk !== null) showConnection(lastOk);
+  }
+
+  function openStream(after) {
+    const source = new EventSource(apiUrl("/api/stream", { ward, after }));
+    let lastId = after;
+    const remember = (event) => {
+      if (event.lastEventId) lastId = event.lastEventId;
+    };
+    source.addEventListener("ready", (event) => {
+      remember(event);
+      setStream(JSON.parse(event.data).listening ? "live" : "paused");
+      refresh(); // whatever happened while the stream was down
+    });
+    source.addEventListener("status", (event) => {
+      setStream(JSON.parse(event.data).listening ? "live" : "paused");
+      refresh();
+    });
+    for (const name of ["alert", "reset"]) {
+      source.addEventListener(name, (event) => {
+        remember(event);
+        refresh();
+      });
+    }
+    source.addEventListener("error", () => {
+      setStream("down");
+      if (source.readyState === EventSource.CLOSED) {
+        window.setTimeout(() => openStream(lastId), STREAM_RETRY_MS);
+      }
+      // Otherwise the browser reconnects by itself, sending Last-Event-ID.
+    });
+  }
+
   // ---- start ---------------------------------------------------------------------------------
 
   $("ward-title").textContent = ward ? `Virtual ward: ${ward}` : "All virtual wards";
@@ -466,4 +522,6 @@
     }
   });
   refresh();
+  if (streamOn && typeof window.EventSource === "function") openStream(null);
+  else if (streamOn) streamState = "down";
 })();
