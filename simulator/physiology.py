@@ -29,7 +29,9 @@ What is modelled, and the assumptions behind it (values for an older adult on a 
 Consciousness and supplemental oxygen do not come from a wearable and are never produced.
 
 Scenarios blend each value from the patient's normal state toward a target with a smoothstep over
-the ramp, starting at the onset (an offset from the simulation's start, chosen by the ward).
+the ramp, starting at the onset (an offset from the simulation's start, chosen by the ward). A
+scenario with a recovery holds the targets for a while after the ramp, then blends back to normal
+with another smoothstep.
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ class Scenario:
     # Nights differ: each day draws its own offsets of the resting vitals and its own activity
     # level. Off for the hours-long scenarios, whose story fits inside one day.
     day_to_day: bool = False
+    # Recovery: after the ramp the targets hold for ``hold_hours``, then every value returns to
+    # the patient's normal over ``recovery_hours``. None: the patient never recovers.
+    hold_hours: Range = (0.0, 0.0)
+    recovery_hours: Range | None = None
 
     def targets(self) -> dict[Metric, Range]:
         """The ranges of the values this scenario drives, by metric."""
@@ -109,6 +115,34 @@ class Scenario:
         return {m: r for m, r in ranges.items() if r is not None}
 
 
+# Sepsis / pneumonia (Sepsis-3, Singer et al., JAMA 2016;315:801): tachycardia, tachypnoea,
+# desaturation, fever and falling pressure over a few hours. Respiratory rate moves first, as it
+# often does (Cretikos et al., Med J Aust 2008;188:657), then temperature and heart rate, then
+# SpO2 and pressure. For a typical patient NEWS2 gets a 3 in one parameter (RR >= 25) about 40 %
+# into the ramp, 5+ at 45 %, 7+ at 60 %, and ends at 11-13 (HR 2-3, RR 3, SpO2 3, temperature 2,
+# systolic 2).
+_DETERIORATING = Scenario(
+    "deteriorating",
+    "sepsis or pneumonia: after the onset RR, temperature and HR rise, SpO2 falls",
+    onset_hours=(1.0, 3.0),
+    ramp_hours=(4.0, 6.0),
+    phases={
+        Metric.RESP_RATE: (0.0, 0.6),
+        Metric.TEMPERATURE: (0.1, 0.8),
+        Metric.HEART_RATE: (0.2, 1.0),
+        Metric.SPO2: (0.45, 1.0),
+        Metric.SYSTOLIC_BP: (0.55, 1.0),
+        Metric.DIASTOLIC_BP: (0.55, 1.0),
+    },
+    heart_rate_bpm=(120.0, 135.0),
+    resp_rate_bpm=(26.0, 30.0),
+    spo2_pct=(88.0, 90.0),
+    temperature_c=(39.1, 39.5),
+    systolic_bp_mmhg=(92.0, 100.0),
+    diastolic_bp_mmhg=(55.0, 62.0),
+    battery_start_pct=(70.0, 100.0),  # no charging break in the middle of the story
+)
+
 #: Scenarios by name. Targets are chosen against RCP NEWS2 2017 Chart 1 so that the aggregate
 #: score climbs through each clinical response band.
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
@@ -116,32 +150,19 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
         s.name: s
         for s in (
             Scenario("stable", "plausible resting vitals with daily rhythm, activity and sleep"),
-            # Sepsis / pneumonia (Sepsis-3, Singer et al., JAMA 2016;315:801): tachycardia,
-            # tachypnoea, desaturation, fever and falling pressure over a few hours. Respiratory
-            # rate moves first, as it often does (Cretikos et al., Med J Aust 2008;188:657), then
-            # temperature and heart rate, then SpO2 and pressure. For a typical patient NEWS2
-            # gets a 3 in one parameter (RR >= 25) about 40 % into the ramp, 5+ at 45 %, 7+ at
-            # 60 %, and ends at 11-13 (HR 2-3, RR 3, SpO2 3, temperature 2, systolic 2).
-            Scenario(
-                "deteriorating",
-                "sepsis or pneumonia: after the onset RR, temperature and HR rise, SpO2 falls",
-                onset_hours=(1.0, 3.0),
-                ramp_hours=(4.0, 6.0),
-                phases={
-                    Metric.RESP_RATE: (0.0, 0.6),
-                    Metric.TEMPERATURE: (0.1, 0.8),
-                    Metric.HEART_RATE: (0.2, 1.0),
-                    Metric.SPO2: (0.45, 1.0),
-                    Metric.SYSTOLIC_BP: (0.55, 1.0),
-                    Metric.DIASTOLIC_BP: (0.55, 1.0),
-                },
-                heart_rate_bpm=(120.0, 135.0),
-                resp_rate_bpm=(26.0, 30.0),
-                spo2_pct=(88.0, 90.0),
-                temperature_c=(39.1, 39.5),
-                systolic_bp_mmhg=(92.0, 100.0),
-                diastolic_bp_mmhg=(55.0, 62.0),
-                battery_start_pct=(70.0, 100.0),  # no charging break in the middle of the story
+            _DETERIORATING,
+            # The same illness, treated at home (e.g. antibiotics started by the virtual ward's
+            # clinician): the signs hold at their worst for 1-2 h, then every value returns to
+            # the patient's normal together over 3-6 h. Real recovery from sepsis takes days
+            # (fever and heart rate settle within 2-3 days of effective antibiotics); the arc is
+            # compressed so that one run shows an alert fire, escalate and resolve.
+            replace(
+                _DETERIORATING,
+                name="deteriorating_recovering",
+                summary="sepsis or pneumonia that responds to treatment: the signs of "
+                "'deteriorating' hold for 1-2 h at their worst, then return to normal over 3-6 h",
+                hold_hours=(1.0, 2.0),
+                recovery_hours=(3.0, 6.0),
             ),
             # COPD exacerbation (GOLD 2024 report; BTS 2017 target 88-92 % for those at risk of
             # hypercapnia): a lower baseline SpO2 falling to ~85 % with tachypnoea, no fever.
@@ -300,6 +321,8 @@ class Profile:
     bp_phase: int
     # Slow physiological wobble: per metric, three sines (period s, phase rad, amplitude).
     wobble: Mapping[Metric, F64] = field(default_factory=dict)
+    hold_s: float = 0.0  # at the targets after the ramp, before recovering
+    recovery_s: float | None = None  # back to normal over this long; None: never
 
 
 def draw_profile(scenario: Scenario, patient_seed: int) -> Profile:
@@ -342,10 +365,14 @@ def draw_profile(scenario: Scenario, patient_seed: int) -> Profile:
         bp_phase=int(rng.integers(0, CADENCE.blood_pressure_every)),
         wobble=wobble,
     )
-    if not scenario.deltas:  # drawn last, so the other scenarios' profiles stay as they were
+    # Deltas, then the recovery, are drawn last, so the other scenarios' profiles stay as they were.
+    if scenario.deltas:
+        relative = {m: baseline[m] + uniform(r) for m, r in scenario.deltas.items()}
+        profile = replace(profile, targets={**profile.targets, **relative})
+    if scenario.recovery_hours is None:
         return profile
-    relative = {m: baseline[m] + uniform(r) for m, r in scenario.deltas.items()}
-    return replace(profile, targets={**profile.targets, **relative})
+    hold_s = uniform(scenario.hold_hours) * 3600
+    return replace(profile, hold_s=hold_s, recovery_s=uniform(scenario.recovery_hours) * 3600)
 
 
 def smoothstep(x: F64) -> F64:
@@ -498,11 +525,20 @@ class PatientModel:
         return self.scenario.phases.get(metric, (0.0, 1.0))
 
     def _severity(self, ts: I64, phase: Range = (0.0, 1.0)) -> F64:
-        """0 until the onset, rising smoothly over ``phase`` of the ramp to 1."""
+        """0 until the onset, rising smoothly over ``phase`` of the ramp to 1.
+
+        With a recovery, 1 through the hold after the ramp, then falling smoothly back to 0.
+        """
         if self.onset_s is None or not self.profile.targets:
             return np.zeros(ts.shape)
-        progress = (ts.astype(np.float64) - self.onset_s) / self.profile.ramp_s
-        return smoothstep((progress - phase[0]) / (phase[1] - phase[0]))
+        p = self.profile
+        progress = (ts.astype(np.float64) - self.onset_s) / p.ramp_s
+        rising = smoothstep((progress - phase[0]) / (phase[1] - phase[0]))
+        if p.recovery_s is None:
+            return rising
+        since_s = ts.astype(np.float64) - (self.onset_s + p.ramp_s + p.hold_s)
+        result: F64 = rising * (1.0 - smoothstep(since_s / p.recovery_s))
+        return result
 
 
 def _activity(

@@ -202,6 +202,67 @@ def test_deteriorating_patient_climbs_through_every_news2_band(patient_seed: int
     assert min(totals[-4:]) >= 7
 
 
+def quarter_hour_scores(s: Samples, hours: int) -> list[list[int]]:
+    """NEWS2 parts from 15-minute medians, as in the test above; the first from hour 0."""
+    scores = []
+    latest: dict[Metric, float] = {}
+    for quarter in range(hours * 4):
+        a, b = quarter / 4, (quarter + 1) / 4
+        for metric in (Metric.HEART_RATE, Metric.RESP_RATE, Metric.SPO2, Metric.TEMPERATURE):
+            values = window(s, metric, a, b)
+            if values.size:
+                latest[metric] = float(np.median(values))
+        scores.append(
+            news2_parts(
+                latest[Metric.HEART_RATE],
+                latest[Metric.RESP_RATE],
+                latest[Metric.SPO2],
+                latest[Metric.TEMPERATURE],
+            )
+        )
+    return scores
+
+
+@pytest.mark.parametrize("patient_seed", range(1, 31))
+def test_a_recovering_patient_deteriorates_holds_then_returns_to_normal(patient_seed: int) -> None:
+    m = model("deteriorating_recovering", patient_seed=patient_seed, onset_h=1.0)
+    p = m.profile
+    assert p.recovery_s is not None
+    assert 1 * HOUR <= p.hold_s <= 2 * HOUR
+    assert 3 * HOUR <= p.recovery_s <= 6 * HOUR
+    worst_from_h = 1.0 + p.ramp_s / HOUR
+    recovering_from_h = worst_from_h + p.hold_s / HOUR
+    recovered_h = recovering_from_h + p.recovery_s / HOUR
+    s = m.samples(START, START + 18 * HOUR)
+
+    # Until it starts to recover, the patient is the "deteriorating" one, sample for sample.
+    until = START + int(recovering_from_h * HOUR)
+    sick = model("deteriorating", patient_seed=patient_seed, onset_h=1.0)
+    assert same(sick.samples(START, until), m.samples(START, until))
+
+    scores = quarter_hour_scores(s, 18)
+    totals = [sum(parts) for parts in scores]
+    quarter = [int(h * 4) for h in (worst_from_h, recovering_from_h, recovered_h)]
+    assert max(totals[:4]) <= 2  # before the onset
+    assert min(totals[quarter[0] + 1 : quarter[1]]) >= 7  # at its worst through the hold
+    # Back to normal: no score that would raise an alert (RCP NEWS2 2017, Chart 4: 0-4 without
+    # a 3 in one parameter), well before the recovery's end and from then on.
+    calm = next(i for i in range(quarter[1], len(totals)) if totals[i] <= 4 and max(scores[i]) < 3)
+    assert calm <= quarter[2]
+    assert all(t <= 2 for t in totals[quarter[2] + 1 :])
+    last = (recovered_h, 18.0)
+    assert window(s, Metric.HEART_RATE, *last).mean() <= 90
+    assert window(s, Metric.RESP_RATE, *last).mean() <= 20
+    assert window(s, Metric.SPO2, *last).mean() >= 94
+    assert window(s, Metric.TEMPERATURE, *last).mean() < 37.6
+
+
+def test_only_the_recovering_scenario_recovers() -> None:
+    for name in SCENARIOS:
+        recovers = model(name).profile.recovery_s is not None
+        assert recovers == (name == "deteriorating_recovering"), name
+
+
 def test_hypoxic_patient_desaturates_and_breathes_faster() -> None:
     s = model("hypoxic", onset_h=1.0).samples(START, START + 8 * HOUR)
     assert 91 <= window(s, Metric.SPO2, 0, 1).mean() <= 95
