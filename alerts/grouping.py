@@ -41,6 +41,10 @@ class Pending:
     bed: str | None
     rule: Rule
     severity: Severity  # the alert's severity now (it may have worsened since)
+    # Set once the row was handed to a channel: a resend (after a crash mid-send, or a retry)
+    # goes out again under the same id and only with the rows it went with, so a receiver
+    # can recognise the repeat (at-least-once delivery with a dedup key).
+    message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,12 @@ class Group:
     @property
     def severity(self) -> Severity:
         return self.items[0].severity
+
+    @property
+    def message_id(self) -> str:
+        """The receiver's dedup key: kept from an earlier send, else made from the row ids."""
+        kept = self.items[0].message_id
+        return kept if kept is not None else "wardwatch-n" + "-".join(map(str, sorted(self.ids)))
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -115,16 +125,17 @@ def plan(
     """
     alerts = tuple(open_alerts)
     inhibited: list[Inhibited] = []
-    groups: dict[tuple[str, str, str], list[Pending]] = {}
+    groups: dict[tuple[str, str, str, str | None], list[Pending]] = {}
     for p in pending:
         by = inhibitor(p, alerts)
         if by is not None:
             inhibited.append(Inhibited(p, by))
             continue
-        groups.setdefault((p.patient_id, p.recipient, p.channel), []).append(p)
+        key = (p.patient_id, p.recipient, p.channel, p.message_id)
+        groups.setdefault(key, []).append(p)
     send: list[Group] = []
     waiting: list[Pending] = []
-    for (patient_id, recipient, channel), members in groups.items():
+    for (patient_id, recipient, channel, _), members in groups.items():
         if now < min(p.created_at for p in members) + group_wait:
             waiting.extend(members)
             continue

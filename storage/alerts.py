@@ -334,7 +334,19 @@ PendingNotification = Pending
 
 def _pending_row(*v: Any) -> Pending:
     return Pending(
-        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], Rule(v[10]), Severity(v[11])
+        v[0],
+        v[1],
+        v[2],
+        v[3],
+        v[4],
+        v[5],
+        v[6],
+        v[7],
+        v[8],
+        v[9],
+        Rule(v[10]),
+        Severity(v[11]),
+        v[12],
     )
 
 
@@ -347,7 +359,7 @@ def claim_pending(conn: Conn, *, now: datetime, limit: int = 500) -> list[Pendin
     with conn.cursor(row_factory=args_row(_pending_row)) as cur:
         return cur.execute(
             "select n.id, n.alert_id, n.channel, n.recipient, n.body, n.attempts, n.created_at,"
-            " a.patient_id, a.ward, p.bed, a.rule, a.severity"
+            " a.patient_id, a.ward, p.bed, a.rule, a.severity, n.message_id"
             " from notifications n join alerts a on a.id = n.alert_id"
             " left join patients p on p.patient_id = a.patient_id"
             " where n.state = 'pending' and (n.next_attempt_at is null or n.next_attempt_at <= %s)"
@@ -356,15 +368,19 @@ def claim_pending(conn: Conn, *, now: datetime, limit: int = 500) -> list[Pendin
         ).fetchall()
 
 
-def postpone(conn: Conn, ids: Iterable[int], until: datetime) -> None:
+def postpone(
+    conn: Conn, ids: Iterable[int], until: datetime, *, message_id: str | None = None
+) -> None:
     """Make pending notifications not due before ``until``, without counting an attempt.
 
     A sender leases what it is about to send this way, so that it can talk to the channels
-    outside any transaction while another sender leaves those rows alone.
+    outside any transaction while another sender leaves those rows alone; it also records the
+    message id the rows go out under, so that a resend after a crash repeats it.
     """
     conn.execute(
-        "update notifications set next_attempt_at = %s where id = any(%s) and state = 'pending'",
-        (until, list(ids)),
+        "update notifications set next_attempt_at = %s,"
+        " message_id = coalesce(message_id, %s) where id = any(%s) and state = 'pending'",
+        (until, message_id, list(ids)),
     )
 
 

@@ -625,10 +625,17 @@ def _add_policy_commands(sub: Any) -> None:
 
 def _add_simulator_commands(sub: Any) -> None:
     """simulate, replay, record: devices without patients."""
+    from simulator.physiology import SCENARIOS  # noqa: PLC0415 - numpy only when parsing args
+
     p = sub.add_parser("simulate", help="publish simulated patients' wearable readings")
     p.add_argument("--patients", type=int, default=24)
     p.add_argument("--speed", type=_positive, default=1.0)
-    p.add_argument("--scenario", default=None, help="stable, deteriorating, hypoxic, device_off")
+    p.add_argument(
+        "--scenario",
+        default=None,
+        choices=sorted(SCENARIOS),
+        help="every patient follows this scenario (default: a mixed ward; docs/simulator.md)",
+    )
     p.add_argument("--minutes", type=_positive, default=None)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-enrol", action="store_true", help="do not enrol the simulated devices")

@@ -323,7 +323,8 @@ def dispatch(
         for muted in decided.inhibited:
             alert_store.record_inhibited(conn, muted, now=now)
             log.info("notification %d inhibited by alert %d", muted.pending.id, muted.by.id)
-        alert_store.postpone(conn, [i for g in decided.send for i in g.ids], now + SEND_LEASE)
+        for group in decided.send:
+            alert_store.postpone(conn, group.ids, now + SEND_LEASE, message_id=group.message_id)
     delivered = 0
     for group, result in _send_all(decided.send, channels, public_url):
         with conn.transaction():
@@ -344,7 +345,7 @@ def _notice(group: grouping.Group, public_url: str) -> Notice:
         severity=group.severity,
         alert_ids=tuple(dict.fromkeys(p.alert_id for p in group.items)),
         link=message.link,
-        message_id="wardwatch-n" + "-".join(str(i) for i in sorted(group.ids)),
+        message_id=group.message_id,
     )
 
 

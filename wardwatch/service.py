@@ -271,6 +271,10 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         def gaps(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.check_gaps(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)
 
+        # Where notifications link to; with port 0 the real address is known once the server is
+        # up, so it is filled in then (until then the configured one).
+        links = [settings.dashboard_url]
+
         def send(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.dispatch(
                 conn,
@@ -278,7 +282,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 channels=channels,
                 sent=sent,
                 dead_lettered=dead_lettered,
-                public_url=settings.dashboard_url,
+                public_url=links[0],
                 group_wait=options.notify_group_wait,
             )
 
@@ -341,6 +345,8 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             live=live,
         )
         server = serve_in_thread(app, settings.http_host, settings.http_port)
+        if settings.public_url is None:
+            links[0] = server.url
         stack.callback(server.stop)
         stack.callback(live.close)  # runs first: open streams end, so the server can stop
         log.info("dashboard at %s", server.url)

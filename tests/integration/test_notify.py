@@ -368,3 +368,28 @@ def test_a_hanging_channel_blocks_neither_other_channels_nor_ingest_nor_acks(
     assert delivered == [2]
     assert len(posted) == 1
     assert len(recorder.notices) == 1
+
+
+def test_a_page_cut_short_is_resent_alone_under_its_first_message_id(
+    database_url: str, uid: str
+) -> None:
+    """A sender dies after leasing a page (it may have reached the pager); a newer page for
+    the same nurse is owed meanwhile. After the lease the old one goes out again alone, with
+    the id it first had, so the pager can drop the repeat; the new one goes out on its own."""
+    patient = f"pt-{uid}"
+    webhook, posted = _gateway(lambda _body: 200)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        first = _raise(conn, patient, Rule.NEWS2, Severity.URGENT)
+        with conn.transaction():  # what dispatch does before it talks to the channel, then dies
+            (row,) = alert_store.claim_pending(conn, now=T0 + GROUP_WAIT)
+            alert_store.postpone(conn, [row.id], T0 + timedelta(minutes=2), message_id="m-first")
+        second = _raise(conn, patient, Rule.NO_DATA, Severity.TECHNICAL)
+        conn.execute(
+            "update notifications set recipient = 'ward nurse' where alert_id = %s", (second,)
+        )
+        # Both are due together now; merged, the repeat would hide under a new id.
+        assert _dispatch(conn, T0 + timedelta(minutes=3), {"webhook": webhook}, Counters()) == 2
+    by_alerts = {tuple(p["alert_ids"]): p["message_id"] for p in posted}  # type: ignore[arg-type]
+    assert set(by_alerts) == {(first,), (second,)}
+    assert by_alerts[(first,)] == "m-first"
+    assert by_alerts[(second,)] != "m-first"

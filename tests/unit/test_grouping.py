@@ -31,6 +31,7 @@ def pending(
     at: datetime = T0,
     attempts: int = 0,
     bed: str | None = None,
+    message_id: str | None = None,
 ) -> Pending:
     return Pending(
         id=nid,
@@ -45,6 +46,7 @@ def pending(
         bed=bed,
         rule=rule,
         severity=severity,
+        message_id=message_id,
     )
 
 
@@ -309,3 +311,19 @@ def test_the_signature_covers_the_timestamp_and_the_exact_body() -> None:
 )
 def test_a_ward_becomes_one_topic_level(ward: str, level: str) -> None:
     assert topic_level(ward) == level
+
+
+def test_a_resend_keeps_its_message_id_and_its_company() -> None:
+    """A page cut short by a crash goes out again alone, under the id it first had.
+
+    Merged with a newer notification for the same nurse it would get a new id, and the
+    receiver could not tell it was a repeat: the nurse would be paged twice.
+    """
+    rows = [pending(5, message_id="wardwatch-n5"), pending(7, alert_id=9)]
+    groups = plan(rows, [], now=T0 + WAIT, group_wait=WAIT).send
+    assert sorted((g.ids, g.message_id) for g in groups) == [
+        ((5,), "wardwatch-n5"),
+        ((7,), "wardwatch-n7"),
+    ]
+    fresh = plan([pending(3), pending(4, alert_id=8)], [], now=T0 + WAIT, group_wait=WAIT)
+    assert [g.message_id for g in fresh.send] == ["wardwatch-n3-4"]
