@@ -38,6 +38,7 @@ def enrol(
     valid_from: datetime,
     valid_until: datetime | None = None,
     spo2_scale: int = 1,
+    bed: str | None = None,
 ) -> Assignment:
     """Assign a device to a patient from ``valid_from``; idempotent for an identical enrolment.
 
@@ -47,10 +48,10 @@ def enrol(
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (device_id,))
         conn.execute(
-            "insert into patients (patient_id, ward, spo2_scale) values (%s, %s, %s)"
+            "insert into patients (patient_id, ward, spo2_scale, bed) values (%s, %s, %s, %s)"
             " on conflict (patient_id) do update set ward = excluded.ward,"
-            " spo2_scale = excluded.spo2_scale",
-            (patient_id, ward, spo2_scale),
+            " spo2_scale = excluded.spo2_scale, bed = coalesce(excluded.bed, patients.bed)",
+            (patient_id, ward, spo2_scale, bed),
         )
         overlapping = conn.execute(
             "select patient_id, valid_from from assignments where device_id = %s"

@@ -150,6 +150,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
                 valid_from=args.since or now,
                 valid_until=args.until,
                 spo2_scale=kept.overrides.spo2_scale if kept else 1,
+                bed=args.bed,
             )
         except assignments.EnrolmentError as exc:
             print(f"wardwatch enrol: {exc}", file=sys.stderr)
@@ -563,6 +564,9 @@ def _add_admin_commands(sub: Any) -> None:
         default=1,
         help="NEWS2 SpO2 scale 2 for prescribed hypercapnic targets, with --clinician and"
         " --reason; 1 keeps a scale a clinician set (change it through the overrides API)",
+    )
+    p.add_argument(
+        "--bed", help="a bed or room label shown in notifications (kept if not given again)"
     )
     p.add_argument("--clinician", help="who prescribes the SpO2 scale (kept in the audit)")
     p.add_argument("--reason", help="why, e.g. 'COPD, hypercapnic, target 88-92 %%'")

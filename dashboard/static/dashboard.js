@@ -27,7 +27,11 @@
 
   const body = document.body;
   const pollMs = Math.max(250, Number.parseInt(body.dataset.pollMs, 10) || 5000);
-  const ward = new URLSearchParams(window.location.search).get("ward") || null;
+  const query = new URLSearchParams(window.location.search);
+  const ward = query.get("ward") || null;
+  // A notification's link names its patient: their row and alerts are marked and shown first.
+  const focusPatient = query.get("patient") || null;
+  let focusShown = false;
   const streamOn = body.dataset.stream === "on";
   // A stream refused outright (e.g. 503) is not retried by EventSource itself; we retry it.
   const STREAM_RETRY_MS = 10000;
@@ -205,6 +209,7 @@
       row.classList.add("is-new");
     }
     row.dataset.state = alert.state;
+    if (alert.patient_id === focusPatient) row.classList.add("is-focus");
     fillCell(cells[0], [severityBadge(alert.severity)]);
     fillCell(cells[1], [
       el("span", { class: "pid", text: alert.patient_id }),
@@ -365,7 +370,8 @@
     }
     const latest = patient.latest;
     return el("tr", {
-      class: `patient-row risk-row-${risk}${patient.stale ? " is-stale" : ""}`,
+      class: `patient-row risk-row-${risk}${patient.stale ? " is-stale" : ""}`
+        + (patient.patient_id === focusPatient ? " is-focus" : ""),
       "data-patient-id": patient.patient_id,
     }, [
       el("th", { scope: "row" }, [
@@ -389,6 +395,11 @@
 
   function renderPatients(patients) {
     patientsBody.replaceChildren(...patients.map(patientRow));
+    const focused = patientsBody.querySelector("tr.is-focus");
+    if (focused && !focusShown) {
+      focusShown = true;  // once: later redraws must not pull the nurse's view back
+      focused.scrollIntoView({ block: "center" });
+    }
     $("patient-count").textContent = patients.length ? `(${patients.length})` : "";
     $("no-patients").hidden = patients.length > 0;
     $("patients").hidden = patients.length === 0;

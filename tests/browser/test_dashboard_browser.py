@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -154,6 +155,16 @@ def test_the_trend_column_shows_behaviour_risk_with_its_reasons(
         "learning: resting_hr"
     )
     expect(page.locator('tr[data-patient-id="P-HIGH"] .behaviour')).to_have_text("Not scored yet")
+
+
+def test_a_notification_link_marks_its_patient(page: Page, server: ServerHandle) -> None:
+    page.goto(f"{server.url}/?ward=east&patient=P-MED6")
+    expect(page.locator('#patients tr[data-patient-id="P-MED6"]')).to_have_class(
+        re.compile(r"\bis-focus\b")
+    )
+    expect(page.locator("#patients tr.is-focus")).to_have_count(1)
+    expect(page.locator("#alerts tr.is-focus")).to_have_count(1)  # P-MED6's one alert
+    expect(page.locator('#patients tr[data-patient-id="P-MED6"]')).to_be_in_viewport()
 
 
 def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:

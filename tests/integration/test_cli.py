@@ -326,3 +326,26 @@ def test_quarantine_list_then_retry_after_enrolment(database_url: str, uid: str)
         assert conn.execute("select count(*) from readings").fetchone() == (2,)
     after = wardwatch("quarantine", "list", "--all", "--database-url", database_url)
     assert "(retried " in after.stdout
+
+
+def test_a_bed_given_at_enrolment_is_kept_until_changed(database_url: str, uid: str) -> None:
+    patient = f"p-{uid}"
+
+    def enrol(*extra: str) -> None:
+        done = wardwatch(
+            "enrol", "--device", f"dev-{uid}", "--patient", patient, "--ward", "w",
+            "--database-url", database_url, *extra,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def bed() -> object:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("select bed from patients where patient_id = %s", (patient,))
+            return row.fetchone()[0]  # type: ignore[index]
+
+    enrol("--bed", "room 3")
+    assert bed() == "room 3"
+    enrol()  # re-enrolled without --bed: notifications still say where the patient is
+    assert bed() == "room 3"
+    enrol("--bed", "4B")
+    assert bed() == "4B"
