@@ -97,6 +97,14 @@ class PatientOut(BaseModel):
         description="Latest value per metric wire name (heart_rate, spo2, resp_rate, ...)."
     )
     open_alerts: int
+    spo2_scale: int = Field(
+        default=1,
+        description="NEWS2 SpO2 scale: 2 for prescribed hypercapnic targets (set by a clinician).",
+    )
+    paused: PauseOut | None = Field(
+        default=None,
+        description="A monitoring pause in force now: NEWS2 and risk alerts are not raised.",
+    )
     behaviour: BehaviourOut | None = Field(
         default=None,
         description="The latest day of the behaviour-based risk score (deviation from the "
@@ -119,6 +127,16 @@ class PatientOut(BaseModel):
             latest=dict(status.latest),
             open_alerts=status.open_alerts,
             behaviour=None if status.behaviour is None else BehaviourOut.of(status.behaviour),
+            spo2_scale=status.spo2_scale,
+            paused=(
+                PauseOut(
+                    reason=status.pause.reason,
+                    since=status.pause.since.astimezone(UTC),
+                    until=status.pause.until.astimezone(UTC),
+                )
+                if status.pause is not None and status.pause.covers(now)
+                else None
+            ),
         )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from alerts.policy import Pause
+
 
 @dataclass(frozen=True, slots=True)
 class PatientStatus:
@@ -21,6 +23,8 @@ class PatientStatus:
     latest: dict[str, float]  # latest value per metric wire name (heart_rate, spo2, ...)
     open_alerts: int
     behaviour: BehaviourRisk | None = None  # the latest scored day, once there is one
+    spo2_scale: int = 1  # NEWS2 SpO2 scale (2: prescribed hypercapnic targets)
+    pause: Pause | None = None  # the latest monitoring pause, ended or not (the reader judges)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from alerts.report import Report
 from signals.risk import Contribution, Feature, reasons
 from signals.vitals import Metric
 from storage import alerts as alert_store
+from storage import policy as policy_store
 from storage import report
 from storage.views import BehaviourRisk, PatientStatus
 
@@ -30,6 +31,7 @@ select p.patient_id, p.ward, a.device_id, s.total, s.risk, s.missing, s.ts, dc.l
        coalesce(l.latest, '{}'::jsonb),
        (select count(*) from alerts al where al.patient_id = p.patient_id
           and al.state <> 'resolved') as open_alerts,
+       p.spo2_scale,
        rd.day, rd.score, rd.alarm, rd.contributions, rd.learning
 from patients p
 left join lateral (select day, score, alarm, contributions, learning from risk_days
@@ -77,8 +79,9 @@ class PostgresWard:
             rows = conn.execute(
                 _PATIENTS, {"ward": ward, "metrics": [int(m) for m in _SHOWN]}
             ).fetchall()
+            paused = policy_store.pauses(conn, [str(r[0]) for r in rows])
         out = []
-        for pid, pward, dev, total, risk, missing, ts, seen, latest, n_open, *rd in rows:
+        for pid, pward, dev, total, risk, missing, ts, seen, latest, n_open, scale, *rd in rows:
             values = {
                 Metric(int(k)).wire_name: float(v)
                 for k, v in dict(latest).items()  # type: ignore[call-overload]
@@ -96,6 +99,8 @@ class PostgresWard:
                     latest=values,
                     open_alerts=int(n_open),  # type: ignore[call-overload]
                     behaviour=_behaviour(*rd),  # type: ignore[arg-type]
+                    spo2_scale=int(scale),  # type: ignore[call-overload]
+                    pause=paused.get(str(pid)),
                 )
             )
         return out

@@ -378,6 +378,10 @@
         el("span", { class: "pid", text: patient.patient_id }),
         ward ? null : el("span", { class: "sub", text: patient.ward }),
         patient.device_id ? el("span", { class: "sub", text: `device ${patient.device_id}` }) : null,
+        patient.spo2_scale === 2 ? el("span", { class: "tag", text: "SpO2 scale 2" }) : null,
+        patient.paused ? el("span", { class: "badge paused-badge",
+          text: `Alerts paused until ${clockTime(patient.paused.until)}: ${patient.paused.reason}` })
+          : null,
       ]),
       scoreCell,
       el("td", {}, [el("span", { class: `badge risk-${risk}`, text: RISK_LABELS[patient.news2_risk] || "Not scored" })]),

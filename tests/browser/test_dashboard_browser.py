@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from alerts.model import AlertState, Severity
+from alerts.policy import Pause
 from dashboard.app import create_app
 from dashboard.server import ServerHandle, serve_in_thread
 from storage.views import BehaviourRisk
@@ -165,6 +166,23 @@ def test_a_notification_link_marks_its_patient(page: Page, server: ServerHandle)
     expect(page.locator("#patients tr.is-focus")).to_have_count(1)
     expect(page.locator("#alerts tr.is-focus")).to_have_count(1)  # P-MED6's one alert
     expect(page.locator('#patients tr[data-patient-id="P-MED6"]')).to_be_in_viewport()
+
+
+def test_a_paused_patient_and_a_scale_2_patient_say_so(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    pause = Pause("admitted for a procedure", NOW - timedelta(hours=1), NOW + timedelta(hours=5))
+    reader._patients = [
+        dataclasses.replace(p, pause=pause, spo2_scale=2) if p.patient_id == "P-LOW" else p
+        for p in reader._patients
+    ]
+    page.goto(f"{server.url}/?ward=east")
+    low = page.locator('tr[data-patient-id="P-LOW"]')
+    expect(low.locator(".paused-badge")).to_contain_text(
+        "Alerts paused until 1 Mar, 14:30: admitted for a procedure"
+    )
+    expect(low).to_contain_text("SpO2 scale 2")
+    expect(page.locator(".paused-badge")).to_have_count(1)
 
 
 def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:

@@ -9,14 +9,17 @@ import orjson
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg_pool import ConnectionPool
 
 from alerts.model import Alert, Rule
+from alerts.policy import Overrides, Pause
 from ingest import pipeline as pipe
 from signals.vitals import Metric, Readings
 from storage import alerts as alert_store
 from storage import assignments
 from storage import policy as policy_store
 from storage.readings import insert_readings
+from storage.ward import PostgresWard
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -148,3 +151,25 @@ def test_a_rule_switched_off_for_a_ward_raises_nothing_there(stored: str, uid: s
         )
     assert list(_open(stored, usual)) == [Rule.NOT_WORN]
     assert _open(stored, frail) == {}
+
+
+def test_the_ward_view_shows_a_pause_and_the_spo2_scale(stored: str, uid: str) -> None:
+    _, patient = _enrol(stored, uid, "ward-a")
+    now = datetime.now(UTC)
+    with psycopg.connect(stored) as conn:
+        policy_store.set_overrides(
+            conn,
+            patient,
+            Overrides(
+                spo2_scale=2, pause=Pause("day case at the hospital", now, now + timedelta(hours=6))
+            ),
+            set_by="Dr Shah",
+            reason="COPD, hypercapnic, target 88-92 %",
+            now=now,
+        )
+    with ConnectionPool(stored, min_size=1, max_size=1, open=True) as pool:
+        status = next(p for p in PostgresWard(pool).patients() if p.patient_id == patient)
+    assert status.spo2_scale == 2
+    assert status.pause is not None
+    assert status.pause.reason == "day case at the hospital"
+    assert status.pause.covers(now + timedelta(hours=1))

@@ -15,6 +15,7 @@ import pytest
 
 from alerts.escalation import EscalationPolicy
 from alerts.model import Alert, AlertEvent, AlertState, Rule, Severity
+from alerts.policy import Pause
 from alerts.report import Enrolment, Report
 from alerts.report import build as build_report
 from dashboard.app import NOW_HEADER, WardReader, create_app
@@ -309,6 +310,8 @@ def test_patient_carries_every_status_field_and_utc_times(client: TestClient) ->
         "latest": {**LATEST, "on_oxygen": 1.0},
         "open_alerts": 1,
         "behaviour": None,
+        "spo2_scale": 1,
+        "paused": None,
     }
 
 
@@ -686,3 +689,26 @@ def test_the_report_covers_the_last_week_by_default_and_refuses_an_empty_period(
     empty = client.get("/api/report", params={"since": NOW.isoformat(), "until": NOW.isoformat()})
     assert empty.status_code == 422
     assert "the period is empty" in empty.json()["detail"]
+
+
+def test_a_pause_in_force_and_the_spo2_scale_are_shown_an_ended_pause_is_not() -> None:
+    now_pause = Pause(
+        "admitted for a procedure", NOW - timedelta(hours=1), NOW + timedelta(hours=5)
+    )
+    ended = Pause("ended", NOW - timedelta(days=2), NOW - timedelta(days=1))
+    reader = FakeWardReader(
+        patients=[
+            dataclasses.replace(patient("P1", "low", 0), pause=now_pause, spo2_scale=2),
+            dataclasses.replace(patient("P2", "low", 0), pause=ended),
+        ]
+    )
+    app = create_app(reader, registry=prometheus_client.CollectorRegistry(), clock=lambda: NOW)
+    with TestClient(app) as client:
+        got = {p["patient_id"]: p for p in client.get("/api/patients").json()}
+    assert got["P1"]["paused"] == {
+        "reason": "admitted for a procedure",
+        "since": "2024-03-01T08:30:00Z",
+        "until": "2024-03-01T14:30:00Z",
+    }
+    assert got["P1"]["spo2_scale"] == 2
+    assert got["P2"]["paused"] is None
