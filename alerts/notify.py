@@ -167,8 +167,10 @@ class WebhookChannel:
 class SmtpChannel:
     """Sends the notice as a plain-text e-mail through an SMTP relay (stdlib ``smtplib``).
 
-    ``to`` maps each recipient role to its addresses, so the device team's mailbox gets the
-    technical notices and never a clinical page. SMTP's own codes say what is worth retrying:
+    ``to`` maps recipient roles to their addresses; a role it does not name (a tier a ward's
+    policy added, say "respiratory consultant") falls back by the notice's severity:
+    technical notices to ``technical_to`` (the device team) and never to clinicians, clinical
+    ones to ``clinical_to``. SMTP's own codes say what is worth retrying:
     4xx is transient, 5xx permanent (RFC 5321 §4.2.1).
     """
 
@@ -181,6 +183,8 @@ class SmtpChannel:
         *,
         sender: str,
         to: Mapping[str, tuple[str, ...]],
+        clinical_to: tuple[str, ...] = (),
+        technical_to: tuple[str, ...] = (),
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -188,11 +192,16 @@ class SmtpChannel:
         self._port = port
         self._sender = sender
         self._to = dict(to)
+        self._clinical_to = clinical_to
+        self._technical_to = technical_to
         self._timeout_s = timeout_s
         self._clock = clock
 
     def send(self, notice: Notice) -> str:
-        addresses = self._to.get(notice.recipient, ())
+        fallback = (
+            self._technical_to if notice.severity is Severity.TECHNICAL else self._clinical_to
+        )
+        addresses = self._to.get(notice.recipient, fallback)
         if not addresses:
             raise NotifyError(f"no e-mail address for {notice.recipient}", recoverable=False)
         message = EmailMessage()

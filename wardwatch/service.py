@@ -80,13 +80,13 @@ def build_channels(
             settings.webhook_url, secret=settings.webhook_secret, clock=clock
         )
     if settings.smtp is not None:
-        smtp, tiers = settings.smtp, options.escalation
-        # Technical notices go to the device team's mailbox, never to clinicians'.
-        to = dict.fromkeys(tiers.clinical_tiers, smtp.to)
-        to |= dict.fromkeys(tiers.technical_tiers, smtp.device_team_to)
+        smtp = settings.smtp
+        # By severity, whatever a ward's policy calls its tiers: technical notices go to the
+        # device team's mailbox, never to clinicians'.
         channels["email"] = SmtpChannel(
-            smtp.host, smtp.port, sender=smtp.sender, to=to, clock=clock
-        )
+            smtp.host, smtp.port, sender=smtp.sender, to={}, clinical_to=smtp.to,
+            technical_to=smtp.device_team_to, clock=clock,
+        )  # fmt: skip
     if settings.alert_topic is not None:
         endpoint = settings.mqtt
         client_id = f"{options.client_id or settings.client_id}-alerts"

@@ -6,6 +6,7 @@ own HMAC code (not ours), the mail server and the broker accept or refuse as con
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -122,6 +123,23 @@ def test_email_goes_to_the_roles_mailbox_with_subject_and_text(mail: tuple[Inbox
     body = nurses_mail.get_body()
     assert body is not None
     assert "NEWS2 8 (high)" in body.get_content()
+
+
+def test_a_tier_only_a_ward_policy_names_is_mailed_by_severity(mail: tuple[Inbox, int]) -> None:
+    """A stored policy may call its tiers anything: clinical notices go to the clinical
+    mailbox, technical ones to the device team's, never the other way round."""
+    inbox, port = mail
+    channel = SmtpChannel(
+        "127.0.0.1", port, sender="wardwatch@ward.example", to={},
+        clinical_to=("nurses@ward.example",), technical_to=("devices@ward.example",),
+    )  # fmt: skip
+    channel.send(notice(recipient="respiratory consultant"))
+    technical = dataclasses.replace(notice(recipient="digital team"), severity=Severity.TECHNICAL)
+    channel.send(technical)
+    assert [to for to, _ in inbox.messages] == [
+        ["nurses@ward.example"],
+        ["devices@ward.example"],
+    ]
 
 
 @pytest.mark.parametrize(
