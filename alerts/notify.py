@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import smtplib
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -185,6 +186,9 @@ class SmtpChannel:
         to: Mapping[str, tuple[str, ...]],
         clinical_to: tuple[str, ...] = (),
         technical_to: tuple[str, ...] = (),
+        starttls: bool = False,
+        login: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -194,6 +198,11 @@ class SmtpChannel:
         self._to = dict(to)
         self._clinical_to = clinical_to
         self._technical_to = technical_to
+        if login is not None and not starttls:
+            raise ValueError("an SMTP login needs STARTTLS: a password must not go in clear")
+        self._starttls = starttls
+        self._login = login
+        self._tls = tls or ssl.create_default_context()
         self._timeout_s = timeout_s
         self._clock = clock
 
@@ -214,7 +223,19 @@ class SmtpChannel:
         message.set_content(notice.body)
         try:
             with smtplib.SMTP(self._host, self._port, timeout=self._timeout_s) as smtp:
+                if self._starttls:
+                    smtp.starttls(context=self._tls)
+                if self._login is not None:
+                    smtp.login(*self._login)
                 refused = smtp.send_message(message)
+        except smtplib.SMTPNotSupportedError as exc:
+            raise NotifyError(
+                "mail server does not offer STARTTLS (or the login method)", recoverable=False
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise NotifyError(
+                f"mail server's certificate not trusted: {exc.verify_message}", recoverable=False
+            ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise NotifyError(

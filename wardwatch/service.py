@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -83,9 +84,11 @@ def build_channels(
         smtp = settings.smtp
         # By severity, whatever a ward's policy calls its tiers: technical notices go to the
         # device team's mailbox, never to clinicians'.
+        login = None if smtp.username is None else (smtp.username, smtp.password or "")
         channels["email"] = SmtpChannel(
             smtp.host, smtp.port, sender=smtp.sender, to={}, clinical_to=smtp.to,
-            technical_to=smtp.device_team_to, clock=clock,
+            technical_to=smtp.device_team_to, starttls=smtp.starttls, login=login,
+            tls=ssl.create_default_context(cafile=smtp.ca_file), clock=clock,
         )  # fmt: skip
     if settings.alert_topic is not None:
         endpoint = settings.mqtt

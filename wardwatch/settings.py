@@ -54,6 +54,10 @@ class SmtpSettings:
     sender: str
     to: tuple[str, ...]  # clinical notices (nurse, senior clinician, on-call doctor)
     device_team_to: tuple[str, ...]  # technical notices, which never page clinicians
+    starttls: bool = False  # upgrade to TLS before anything else (NHSmail's relay requires it)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None  # a private CA for the relay's certificate, if not a public one
 
 
 DEFAULTS = {
@@ -95,6 +99,10 @@ def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return found
 
 
+_YES = frozenset({"yes", "true", "1", "on"})
+_NO = frozenset({"no", "false", "0", "off"})
+
+
 def smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
     """The e-mail channel's settings, or None when WARDWATCH_SMTP_HOST is not set."""
     host = env.get("WARDWATCH_SMTP_HOST") or None
@@ -111,12 +119,28 @@ def smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
     sender = env.get("WARDWATCH_SMTP_FROM", "")
     if not _ADDRESS.fullmatch(sender):
         raise SettingsError(f"WARDWATCH_SMTP_FROM must be one e-mail address, got {sender!r}")
+    flag = env.get("WARDWATCH_SMTP_STARTTLS", "yes" if port == "587" else "no").lower()
+    if flag not in _YES | _NO:
+        raise SettingsError(f"WARDWATCH_SMTP_STARTTLS must be yes or no, got {flag!r}")
+    starttls = flag in _YES
+    user = env.get("WARDWATCH_SMTP_USER") or None
+    password = env.get("WARDWATCH_SMTP_PASSWORD") or None
+    if (user is None) != (password is None):
+        raise SettingsError("WARDWATCH_SMTP_USER and WARDWATCH_SMTP_PASSWORD go together")
+    if user is not None and not starttls:
+        # A password must never cross the network in clear text.
+        raise SettingsError("WARDWATCH_SMTP_USER needs WARDWATCH_SMTP_STARTTLS=yes")
+    ca_file = env.get("WARDWATCH_SMTP_CA_FILE") or None
     return SmtpSettings(
         host=host,
         port=int(port),
         sender=sender,
         to=_addresses(env, "WARDWATCH_SMTP_TO"),
         device_team_to=_addresses(env, "WARDWATCH_SMTP_DEVICE_TEAM_TO"),
+        starttls=starttls,
+        username=user,
+        password=password,
+        ca_file=ca_file,
     )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.model import Severity
@@ -40,6 +42,7 @@ from alerts.notify import (
     WebhookChannel,
 )
 from ingest.mqtt import MqttEndpoint, make_client
+from wardwatch.embedded import make_test_tls
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +143,64 @@ def test_a_tier_only_a_ward_policy_names_is_mailed_by_severity(mail: tuple[Inbox
         ["nurses@ward.example"],
         ["devices@ward.example"],
     ]
+
+
+@pytest.fixture
+def secure_mail(tmp_path: Path) -> Iterator[tuple[Inbox, int, ssl.SSLContext]]:
+    """A relay like NHSmail's: STARTTLS required, then a login, before any mail."""
+    files = make_test_tls(tmp_path / "tls")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(files.cert_file, files.key_file)
+
+    def authenticator(
+        _server: SMTP, _session: Session, _envelope: Envelope, _mechanism: str, data: object
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            b"wardwatch",
+            b"s3cret",
+        )
+        return AuthResult(success=ok, handled=False)
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+        authenticator=authenticator, auth_required=True,
+    )  # fmt: skip
+    controller.start()
+    yield inbox, port, ssl.create_default_context(cafile=files.ca_file)
+    controller.stop()
+
+
+def test_mail_goes_over_starttls_with_a_login_and_a_wrong_one_is_not_retried(
+    secure_mail: tuple[Inbox, int, ssl.SSLContext],
+) -> None:
+    inbox, port, client_tls = secure_mail
+
+    def channel(password: str, *, starttls: bool = True) -> SmtpChannel:
+        return SmtpChannel(
+            "127.0.0.1", port, sender="wardwatch@ward.example", to=ROUTES, starttls=starttls,
+            login=("wardwatch", password) if starttls else None, tls=client_tls,
+        )  # fmt: skip
+
+    assert channel("s3cret").send(notice()) == "accepted for 1 of 1 addresses"
+    assert [to for to, _ in inbox.messages] == [["nurses@ward.example"]]
+    with pytest.raises(NotifyError, match="535") as refused:
+        channel("wrong").send(notice())
+    assert refused.value.recoverable is False  # a wrong password does not fix itself
+    with pytest.raises(NotifyError) as plain:
+        channel("", starttls=False).send(notice())  # the relay insists on TLS first
+    assert plain.value.recoverable is False
+    untrusted = SmtpChannel(
+        "127.0.0.1", port, sender="wardwatch@ward.example", to=ROUTES, starttls=True,
+        tls=ssl.create_default_context(),  # the system's CAs do not know the test CA
+    )  # fmt: skip
+    with pytest.raises(NotifyError, match="certificate not trusted") as bad_cert:
+        untrusted.send(notice())
+    assert bad_cert.value.recoverable is False
+    assert len(inbox.messages) == 1
+    with pytest.raises(ValueError, match="needs STARTTLS"):
+        SmtpChannel("127.0.0.1", port, sender="w@ward.example", to={}, login=("u", "p"))
 
 
 @pytest.mark.parametrize(

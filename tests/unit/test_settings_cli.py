@@ -351,6 +351,7 @@ def test_channel_settings_are_read_and_off_by_default() -> None:
         sender="wardwatch@ward.example",
         to=("nurses@ward.example", "senior@ward.example"),
         device_team_to=("devices@ward.example",),
+        starttls=True,  # port 587 is the submission port: STARTTLS unless told otherwise
     )
     assert settings.alert_topic == "wardwatch/v1/alerts/{ward}"
     assert settings.dashboard_url == "https://wardwatch.example"
@@ -372,6 +373,8 @@ def test_channel_settings_are_read_and_off_by_default() -> None:
         ("WARDWATCH_SMTP_TO", "nurses@ward.example; senior"),
         ("WARDWATCH_SMTP_TO", ""),
         ("WARDWATCH_SMTP_DEVICE_TEAM_TO", ""),
+        ("WARDWATCH_SMTP_STARTTLS", "maybe"),
+        ("WARDWATCH_SMTP_USER", "wardwatch"),  # without its password
         ("WARDWATCH_MQTT_ALERT_TOPIC", "wardwatch/v1/alerts/#"),
         ("WARDWATCH_MQTT_ALERT_TOPIC", "wardwatch/v1/alerts/{patient}"),
         ("WARDWATCH_MQTT_ALERT_TOPIC", "$SYS/alerts"),
@@ -409,3 +412,16 @@ def test_the_service_builds_every_configured_channel_and_offers_them_to_policies
     assert sorted(wardwatch.service.build_channels(from_env({}), wardwatch.service.Options())) == [
         "log"
     ]
+
+
+def test_an_smtp_login_needs_starttls_and_its_password_stays_out_of_repr() -> None:
+    login = {"WARDWATCH_SMTP_USER": "wardwatch", "WARDWATCH_SMTP_PASSWORD": "s3cret-pw"}
+    settings = from_env({**CHANNEL_ENV, **login})
+    assert settings.smtp is not None
+    assert (settings.smtp.username, settings.smtp.password) == ("wardwatch", "s3cret-pw")
+    assert "s3cret-pw" not in repr(settings)
+    with pytest.raises(SettingsError, match="WARDWATCH_SMTP_USER needs WARDWATCH_SMTP_STARTTLS"):
+        from_env({**CHANNEL_ENV, **login, "WARDWATCH_SMTP_STARTTLS": "no"})
+    on_25 = from_env({**CHANNEL_ENV, "WARDWATCH_SMTP_PORT": "25"})
+    assert on_25.smtp is not None
+    assert on_25.smtp.starttls is False
