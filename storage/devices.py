@@ -289,3 +289,35 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
             future_refused=int(refused),  # type: ignore[call-overload]
         )
     return out
+
+
+#: Readings derived from a device's waveform are stored under this suffix of its id, so their
+#: source stays visible and "does the device report this itself?" stays answerable.
+DERIVED_SUFFIX = "/derived"
+
+
+def derived_until(conn: Conn, device_id: str, what: str) -> datetime | None:
+    row = conn.execute(
+        "select until_ts from derived_progress where device_id = %s and what = %s",
+        (device_id, what),
+    ).fetchone()
+    return None if row is None else row[0]  # type: ignore[return-value]
+
+
+def set_derived_until(conn: Conn, device_id: str, what: str, until: datetime) -> None:
+    conn.execute(
+        "insert into derived_progress (device_id, what, until_ts) values (%s, %s, %s)"
+        " on conflict (device_id, what) do update"
+        " set until_ts = greatest(derived_progress.until_ts, excluded.until_ts)",
+        (device_id, what, until),
+    )
+
+
+def reports(conn: Conn, device_id: str, metric: Metric, since: datetime, until: datetime) -> bool:
+    """Whether the device itself sent ``metric`` in ``[since, until)`` (derived rows excluded)."""
+    row = conn.execute(
+        "select exists (select 1 from readings where device_id = %s and metric = %s"
+        " and ts >= %s and ts < %s)",
+        (device_id, int(metric), since, until),
+    ).fetchone()
+    return bool(row and row[0])

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import psycopg
 from prometheus_client import CollectorRegistry, Counter
 
@@ -30,16 +31,21 @@ from alerts.rules import (
     risk_condition,
 )
 from signals.daily import daily_features, day_of, day_window
+from signals.derived import resp_rate_minutes
 from signals.risk import PatientRisk
+from signals.vitals import Metric, Readings
+from signals.waveforms import WaveformKind, join_chunks
 from storage import alerts as alert_store
 from storage import assignments, devices
 from storage import policy as policy_store
+from storage import readings as readings_store
 from storage import risk as risk_store
 
 log = logging.getLogger(__name__)
 _SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
 _GAP_LOCK = 0x67617073  # "gaps"
 _DEVICE_LOCK = 0x64657663  # "devc"
+_DERIVE_LOCK = 0x64657276  # "derv": one worker derives a device's vital signs at a time
 _RISK_LOCK = 0x7269736B  # "risk": with the patient's hash, one worker scores a patient at a time
 #: A day is scored once the patient's readings have reached this far past its end (event time),
 #: so that a watch syncing its buffer an hour late still lands in the right day.
@@ -257,6 +263,51 @@ def _assess_patient(
 
 def _utc(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+    """Breathing rate from the PPG of each assigned device that sends a PPG but no breathing rate.
+
+    Each device continues from where its last run stopped (``derived_progress``), at most
+    ``lookback`` back, one estimate per whole minute (signals.derived); the readings are stored
+    under ``<device>/derived`` for the device's patient, where NEWS2 finds them like any other.
+    A device that reports its own respiratory rate is left alone. One transaction per device,
+    under a per-device advisory lock. Returns the readings stored.
+    """
+    stored = 0
+    for c in assignments.current_contacts(conn, now):
+        with conn.transaction():
+            got = conn.execute(
+                "select pg_try_advisory_xact_lock(%s, hashtext(%s))", (_DERIVE_LOCK, c.device_id)
+            ).fetchone()
+            if not (got and got[0]):
+                continue
+            done = devices.derived_until(conn, c.device_id, "resp_rate")
+            since = max(done or now - lookback, now - lookback, c.valid_from)
+            chunks = devices.load_waveform(
+                conn, c.device_id, WaveformKind.PPG, since - timedelta(minutes=2), now
+            )
+            if not chunks or devices.reports(conn, c.device_id, Metric.RESP_RATE, since, now):
+                continue
+            after_us = int(since.timestamp() * 1_000_000)
+            found = [resp_rate_minutes(s, after_us=after_us) for s in join_chunks(chunks).segments]
+            ts = np.concatenate([t for t, _ in found])
+            if ts.size == 0:
+                continue
+            n = ts.size
+            received = int(now.timestamp() * 1_000_000)
+            batch = Readings(
+                device_id=np.full(n, c.device_id + devices.DERIVED_SUFFIX, dtype=object),
+                patient_id=np.full(n, c.patient_id, dtype=object),
+                metric=np.full(n, int(Metric.RESP_RATE), np.int16),
+                ts_us=ts,
+                value=np.concatenate([r for _, r in found]),
+                utc_offset_min=np.zeros(n, np.int16),
+                received_us=np.full(n, received, np.int64),
+            )
+            stored += readings_store.insert_readings(conn, batch).stored
+            devices.set_derived_until(conn, c.device_id, "resp_rate", _utc(int(ts.max())))
+    return stored
 
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:

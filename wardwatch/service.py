@@ -51,6 +51,7 @@ class Options:
     gap_grace: timedelta = timedelta(minutes=2)  # time for reordered messages to arrive
     dispatch_tick_s: float = 1.0
     notify_group_wait: timedelta = DEFAULT_GROUP_WAIT  # a patient's alerts in one message
+    derive_tick_s: float = 60.0  # breathing rate from PPG, a minute at a time
     risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
@@ -294,6 +295,9 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
             )
 
+        def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.derive_resp_rate(conn, now=clock())
+
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.assess_risk(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)
 
@@ -302,6 +306,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (silence, options.silence_tick_s),
             (gaps, options.silence_tick_s),
             (device_health, options.silence_tick_s),
+            (derive, options.derive_tick_s),
             (risk, options.risk_tick_s),
         ):
             scheduler.add_job(
