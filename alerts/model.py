@@ -48,6 +48,7 @@ class Rule(enum.StrEnum):
     NOT_WORN = "not_worn"  # the device reports it is off the body
     CLOCK_SKEW = "clock_skew"  # the device's clock disagrees with ours
     STALL = "stall"  # wardwatch itself stopped processing (raised by the watchdog)
+    SENSOR = "sensor"  # a vital-sign sensor frozen or noisy: its values are kept out of NEWS2
 
 
 @dataclass(frozen=True, slots=True)

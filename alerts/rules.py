@@ -5,12 +5,15 @@ Pure functions of their inputs; the caller supplies scores, last-contact times a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from alerts.model import Condition, Rule, Severity
 from signals.news2 import News2
+from signals.quality import Quality
 from signals.risk import Assessment, reasons
+from signals.vitals import Metric
 
 # RCP NEWS2 2017, clinical response chart ("Chart 4"): thresholds that trigger a response.
 NEWS2_EMERGENCY_TOTAL = 7  # 7 or more: emergency response, continuous monitoring
@@ -28,18 +31,28 @@ _LABELS = {
 }
 
 
-def describe(score: News2) -> str:
-    """A line a nurse reads: total, risk, the parameters that scored, and what was not measured."""
+def describe(score: News2, faulty: Mapping[str, str] | None = None) -> str:
+    """A line a nurse reads: total, risk, the parameters that scored, and what was not measured.
+
+    ``faulty`` names parameters kept out because their sensor is stuck or noisy (by NEWS2
+    parameter name), so "not measured" says why: "HR (sensor stuck)".
+    """
+    faulty = faulty or {}
     parts = [f"{_LABELS[k]} {v}" for k, v in score.scores.items() if v > 0]
     text = f"NEWS2 {score.total} ({score.risk})"
     if parts:
         text += ": " + ", ".join(parts)
     if score.missing:
-        text += "; not measured: " + ", ".join(_LABELS[m] for m in score.missing)
+        text += "; not measured: " + ", ".join(
+            f"{_LABELS[m]} (sensor {faulty[m]})" if m in faulty else _LABELS[m]
+            for m in score.missing
+        )
     return text
 
 
-def news2_condition(patient_id: str, score: News2) -> Condition | None:
+def news2_condition(
+    patient_id: str, score: News2, faulty: Mapping[str, str] | None = None
+) -> Condition | None:
     """NEWS2 response bands; an incomplete score still fires on what it has (never understates)."""
     if score.total >= NEWS2_EMERGENCY_TOTAL:
         severity = Severity.EMERGENCY
@@ -49,7 +62,7 @@ def news2_condition(patient_id: str, score: News2) -> Condition | None:
         severity = Severity.REVIEW
     else:
         return None
-    return Condition(patient_id, Rule.NEWS2, severity, describe(score))
+    return Condition(patient_id, Rule.NEWS2, severity, describe(score, faulty))
 
 
 def gap_condition(
@@ -222,4 +235,43 @@ def clock_skew_condition(
         Rule.CLOCK_SKEW,
         Severity.TECHNICAL,
         f"device {device_id}: " + "; ".join(parts) + " (set its clock or check its time sync)",
+    )
+
+
+# --- sensor faults: bad data kept out of the score, and said so --------------------------------
+
+#: The vital signs whose sensors are checked (signals.quality over the last hour): those NEWS2
+#: scores from a wearable. A frozen SpO2 reading 97 % would hide a falling saturation.
+SENSOR_METRICS: tuple[Metric, ...] = (
+    Metric.HEART_RATE,
+    Metric.SPO2,
+    Metric.RESP_RATE,
+    Metric.TEMPERATURE,
+)
+SENSOR_FAULTS = frozenset({Quality.STUCK, Quality.NOISY})
+_SENSOR_NAMES = {
+    Metric.HEART_RATE: "heart rate",
+    Metric.SPO2: "SpO2",
+    Metric.RESP_RATE: "respiratory rate",
+    Metric.TEMPERATURE: "temperature",
+}
+
+
+def sensor_condition(
+    patient_id: str, device_id: str, faults: Mapping[Metric, Quality]
+) -> Condition | None:
+    """A device whose sensors give frozen or implausibly jumpy values over the last hour.
+
+    Technical: the device team fixes it (refit the watch, replace the probe). Clinically the
+    affected parameters are scored as not measured meanwhile (ingest.pipeline), never as normal.
+    """
+    bad = {m: q for m, q in faults.items() if q in SENSOR_FAULTS}
+    if not bad:
+        return None
+    what = "; ".join(f"{_SENSOR_NAMES[m]} {q.label}" for m, q in sorted(bad.items()))
+    return Condition(
+        patient_id,
+        Rule.SENSOR,
+        Severity.TECHNICAL,
+        f"device {device_id}: {what} over the last hour (kept out of NEWS2 until it recovers)",
     )

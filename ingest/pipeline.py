@@ -330,7 +330,9 @@ class Pipeline:
             )
         return rows
 
-    def _score(self, conn: Conn, batch: Readings) -> dict[str, tuple[datetime, News2]]:
+    def _score(
+        self, conn: Conn, batch: Readings
+    ) -> dict[str, tuple[datetime, News2, dict[str, str]]]:
         """NEWS2 for each patient whose NEWS2 inputs arrived, at the event time of their latest.
 
         The inputs are read back from the database, not kept in this worker's memory: with
@@ -349,10 +351,16 @@ class Pipeline:
             (patients,),
         )
         latest = readings.latest_values(conn, patients, NEWS2_METRICS)
+        # A sensor found stuck or noisy (jobs.check_sensors) is scored as not measured, and
+        # the alert says why, never as the frozen value it keeps sending.
+        faults = devices.sensor_faults(conn, patients)
         freshness_us = int(self._settings.freshness.total_seconds() * 1e6)
-        out: dict[str, tuple[datetime, News2]] = {}
+        out: dict[str, tuple[datetime, News2, dict[str, str]]] = {}
         for pid in patients:
-            values = latest[pid]
+            bad = faults.get(pid, {})
+            values = {m: v for m, v in latest[pid].items() if m not in bad}
+            if not values:
+                continue
             at_us = max(t for t, _ in values.values())
             info = self._resolver.patients.get(pid)
             score = news2_from_latest(
@@ -361,12 +369,12 @@ class Pipeline:
                 freshness_us=freshness_us,
                 spo2_scale=info.spo2_scale if info else 1,
             )
-            out[pid] = (_dt(at_us), score)
-        scores.save_news2_many(conn, [(pid, at, score) for pid, (at, score) in out.items()])
+            out[pid] = (_dt(at_us), score, {m.wire_name: label for m, label in bad.items()})
+        scores.save_news2_many(conn, [(pid, at, score) for pid, (at, score, _) in out.items()])
         return out
 
     def _alert(
-        self, conn: Conn, scored: dict[str, tuple[datetime, News2]], now: datetime
+        self, conn: Conn, scored: dict[str, tuple[datetime, News2, dict[str, str]]], now: datetime
     ) -> list[alert_store.Outcome]:
         if not scored:
             return []
@@ -375,7 +383,7 @@ class Pipeline:
         policy = self._policies.get(conn)  # None while no policy is stored: self._settings
         paused = policy_store.pauses(conn, scored)
         outcomes = []
-        for pid, (at, score) in scored.items():
+        for pid, (at, score, faulty) in scored.items():
             pause = paused.get(pid)
             if pause is not None and pause.covers(at):
                 # A clinician paused monitoring: the score is stored and shown, but no alert
@@ -388,7 +396,7 @@ class Pipeline:
                 patient_id=pid,
                 ward=ward,
                 rule=Rule.NEWS2,
-                condition=news2_condition(pid, score),
+                condition=news2_condition(pid, score, faulty),
                 current=current.get((pid, Rule.NEWS2)),
                 pending_since=waiting.get((pid, Rule.NEWS2)),
                 at=at,

@@ -6,11 +6,12 @@ redelivered chunk, report or message number is stored once, by the table's key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final, cast
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg.rows import class_row
 
@@ -321,3 +322,55 @@ def reports(conn: Conn, device_id: str, metric: Metric, since: datetime, until: 
         (device_id, int(metric), since, until),
     ).fetchone()
     return bool(row and row[0])
+
+
+def recent_series(
+    conn: Conn, device_id: str, metrics: Sequence[Metric], *, span: timedelta
+) -> dict[Metric, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Each metric's readings over the ``span`` before the device's latest one (event time)."""
+    codes = [int(m) for m in metrics]
+    rows = conn.execute(
+        f"select metric, {_EPOCH_US.format('ts')}, value from readings"
+        " where device_id = %(d)s and metric = any(%(m)s) and ts > (select max(ts)"
+        "   from readings where device_id = %(d)s and metric = any(%(m)s)) - %(span)s"
+        " order by ts",
+        {"d": device_id, "m": codes, "span": span},
+    ).fetchall()
+    out: dict[Metric, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+    for m in metrics:
+        mine = [(t, v) for code, t, v in rows if code == int(m)]
+        out[m] = (
+            np.array([t for t, _ in mine], dtype=np.int64),
+            np.array([v for _, v in mine], dtype=np.float64),
+        )
+    return out
+
+
+def set_sensor_faults(
+    conn: Conn, patient_id: str, device_id: str, faults: Mapping[Metric, str], *, now: datetime
+) -> None:
+    """Record the patient's current sensor faults (metric → label); clear the others."""
+    conn.execute(
+        "delete from sensor_faults where patient_id = %s and not (metric = any(%s))",
+        (patient_id, [int(m) for m in faults]),
+    )
+    for metric, label in faults.items():
+        conn.execute(
+            "insert into sensor_faults (patient_id, metric, device_id, label, since)"
+            " values (%s, %s, %s, %s, %s) on conflict (patient_id, metric) do update"
+            " set label = excluded.label, device_id = excluded.device_id,"
+            " since = case when sensor_faults.label = excluded.label"
+            "   then sensor_faults.since else excluded.since end",
+            (patient_id, int(metric), device_id, label, now),
+        )
+
+
+def sensor_faults(conn: Conn, patient_ids: Iterable[str]) -> dict[str, dict[Metric, str]]:
+    """Each patient's sensors currently found faulty: metric → 'stuck' or 'noisy'."""
+    out: dict[str, dict[Metric, str]] = {}
+    for pid, code, label in conn.execute(
+        "select patient_id, metric, label from sensor_faults where patient_id = any(%s)",
+        (list(patient_ids),),
+    ).fetchall():
+        out.setdefault(str(pid), {})[Metric(int(code))] = str(label)  # type: ignore[call-overload]
+    return out

@@ -22,6 +22,8 @@ from alerts.model import Condition, Rule
 from alerts.notify import Channel, Notice, NotifyError
 from alerts.policy import Policy, WardPolicy
 from alerts.rules import (
+    SENSOR_FAULTS,
+    SENSOR_METRICS,
     battery_condition,
     battery_critical_condition,
     clock_skew_condition,
@@ -29,9 +31,11 @@ from alerts.rules import (
     no_data_condition,
     not_worn_condition,
     risk_condition,
+    sensor_condition,
 )
 from signals.daily import daily_features, day_of, day_window
 from signals.derived import resp_rate_minutes
+from signals.quality import Quality, label_windows
 from signals.risk import PatientRisk
 from signals.vitals import Metric, Readings
 from signals.waveforms import WaveformKind, join_chunks
@@ -45,6 +49,9 @@ log = logging.getLogger(__name__)
 _SILENCE_LOCK = 0x6E6F6461  # "noda": serialises the "no data" check across workers
 _GAP_LOCK = 0x67617073  # "gaps"
 _DEVICE_LOCK = 0x64657663  # "devc"
+_SENSOR_LOCK = 0x73656E73  # "sens"
+#: How much of each vital sign a sensor check looks at: an hour, the stuck-run length for HR.
+SENSOR_SPAN = timedelta(hours=1)
 _DERIVE_LOCK = 0x64657276  # "derv": one worker derives a device's vital signs at a time
 _RISK_LOCK = 0x7269736B  # "risk": with the patient's hash, one worker scores a patient at a time
 #: A day is scored once the patient's readings have reached this far past its end (event time),
@@ -141,6 +148,39 @@ def check_devices(
         policy,
         raised,
     )
+
+
+def check_sensors(
+    conn: Conn, *, now: datetime, policy: Policy, raised: Counter | None = None
+) -> int:
+    """Label each assigned device's last hour of each vital sign (signals.quality); a stuck or
+    noisy sensor is recorded (ingest then scores it as not measured) and raises the technical
+    "sensor" alert, resolved when the sensor recovers.
+
+    One query per device every few minutes: cheap for a ward, to be batched for thousands.
+    """
+    found: dict[str, dict[Metric, Quality]] = {}
+    with conn.transaction():
+        for c in assignments.current_contacts(conn, now):
+            labels: dict[Metric, Quality] = {}
+            series = devices.recent_series(conn, c.device_id, SENSOR_METRICS, span=SENSOR_SPAN)
+            for metric, (ts, values) in series.items():
+                if ts.size == 0:
+                    continue
+                start = int(ts.max()) + 1 - int(SENSOR_SPAN.total_seconds() * 1e6)
+                window = label_windows(
+                    ts, values, metric=metric, start_us=start,
+                    window_s=SENSOR_SPAN.total_seconds(), n_windows=1,
+                )  # fmt: skip
+                labels[metric] = Quality(int(window[0]))
+            found[c.device_id] = labels
+            bad = {m: q.label for m, q in labels.items() if q in SENSOR_FAULTS}
+            devices.set_sensor_faults(conn, c.patient_id, c.device_id, bad, now=now)
+
+    def condition(c: assignments.Contact) -> Condition | None:
+        return sensor_condition(c.patient_id, c.device_id, found.get(c.device_id, {}))
+
+    return _device_rules(conn, [(Rule.SENSOR, condition)], _SENSOR_LOCK, now, policy, raised)
 
 
 def _device_rules(

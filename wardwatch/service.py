@@ -52,6 +52,7 @@ class Options:
     dispatch_tick_s: float = 1.0
     notify_group_wait: timedelta = DEFAULT_GROUP_WAIT  # a patient's alerts in one message
     derive_tick_s: float = 60.0  # breathing rate from PPG, a minute at a time
+    sensor_tick_s: float = 300.0  # stuck or noisy sensors, judged over the last hour
     risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
@@ -295,6 +296,11 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
             )
 
+        def sensors(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.check_sensors(
+                conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
+            )
+
         def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.derive_resp_rate(conn, now=clock())
 
@@ -307,6 +313,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (gaps, options.silence_tick_s),
             (device_health, options.silence_tick_s),
             (derive, options.derive_tick_s),
+            (sensors, options.sensor_tick_s),
             (risk, options.risk_tick_s),
         ):
             scheduler.add_job(

@@ -12,8 +12,13 @@ from alerts.rules import (
     battery_condition,
     battery_critical_condition,
     clock_skew_condition,
+    describe,
     not_worn_condition,
+    sensor_condition,
 )
+from signals.news2 import news2_from_latest
+from signals.quality import Quality
+from signals.vitals import Metric
 
 T = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -89,3 +94,30 @@ def test_clock_skew_from_status_reports_or_refused_readings(
     assert _fired(clock_skew_condition("p1", "d1", h)) == (
         None if want is None else (Rule.CLOCK_SKEW, want)
     )
+
+
+def test_a_sensor_fault_names_each_bad_sensor_and_ignores_the_rest() -> None:
+    faults = {
+        Metric.SPO2: Quality.NOISY,
+        Metric.HEART_RATE: Quality.STUCK,
+        Metric.RESP_RATE: Quality.INTERMITTENT_LOSS,  # some loss is not a fault
+    }
+    c = sensor_condition("p1", "d1", faults)
+    assert c is not None
+    assert c.rule is Rule.SENSOR
+    assert c.severity is Severity.TECHNICAL
+    assert c.summary == (
+        "device d1: heart rate stuck; SpO2 noisy over the last hour"
+        " (kept out of NEWS2 until it recovers)"
+    )
+    assert sensor_condition("p1", "d1", {Metric.HEART_RATE: Quality.ACCEPTABLE}) is None
+
+
+def test_news2_says_why_a_parameter_was_not_measured() -> None:
+    score = news2_from_latest(
+        {Metric.RESP_RATE: (0, 27.0), Metric.TEMPERATURE: (0, 39.3)}, at_us=0, freshness_us=1
+    )
+    text = describe(score, {"heart_rate": "stuck"})
+    assert "HR (sensor stuck)" in text
+    assert "SpO2" in text  # simply not measured: no reason given
+    assert "SpO2 (sensor" not in text
