@@ -97,6 +97,11 @@ class PatientOut(BaseModel):
         description="Latest value per metric wire name (heart_rate, spo2, resp_rate, ...)."
     )
     open_alerts: int
+    derived: list[str] = Field(
+        default_factory=list,
+        description="Of `latest`, the metrics wardwatch derived from a waveform rather than the "
+        "device measured (e.g. resp_rate from the PPG).",
+    )
     spo2_scale: int = Field(
         default=1,
         description="NEWS2 SpO2 scale: 2 for prescribed hypercapnic targets (set by a clinician).",
@@ -128,6 +133,7 @@ class PatientOut(BaseModel):
             open_alerts=status.open_alerts,
             behaviour=None if status.behaviour is None else BehaviourOut.of(status.behaviour),
             spo2_scale=status.spo2_scale,
+            derived=list(status.derived),
             paused=(
                 PauseOut(
                     reason=status.pause.reason,

@@ -25,6 +25,7 @@ class PatientStatus:
     behaviour: BehaviourRisk | None = None  # the latest scored day, once there is one
     spo2_scale: int = 1  # NEWS2 SpO2 scale (2: prescribed hypercapnic targets)
     pause: Pause | None = None  # the latest monitoring pause, ended or not (the reader judges)
+    derived: tuple[str, ...] = ()  # of ``latest``, the values wardwatch derived (e.g. RR from PPG)
 
 
 @dataclass(frozen=True, slots=True)

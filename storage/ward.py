@@ -13,8 +13,8 @@ from alerts.report import Report
 from signals.risk import Contribution, Feature, reasons
 from signals.vitals import Metric
 from storage import alerts as alert_store
+from storage import devices, report
 from storage import policy as policy_store
-from storage import report
 from storage.views import BehaviourRisk, PatientStatus
 
 _SHOWN = (
@@ -28,7 +28,7 @@ _SHOWN = (
 
 _PATIENTS = """
 select p.patient_id, p.ward, a.device_id, s.total, s.risk, s.missing, s.ts, dc.last_received_at,
-       coalesce(l.latest, '{}'::jsonb),
+       coalesce(l.latest, '{}'::jsonb), coalesce(l.derived, '{}'),
        (select count(*) from alerts al where al.patient_id = p.patient_id
           and al.state <> 'resolved') as open_alerts,
        p.spo2_scale,
@@ -43,9 +43,10 @@ left join lateral (select device_id from assignments
 left join lateral (select total, risk, missing, ts from scores
     where patient_id = p.patient_id and kind = 'news2' order by ts desc limit 1) s on true
 left join device_contact dc on dc.device_id = a.device_id
-left join lateral (select jsonb_object_agg(m.code::text, r.value) as latest
+left join lateral (select jsonb_object_agg(m.code::text, r.value) as latest,
+    array_agg(m.code) filter (where r.device_id like %(derived)s) as derived
     from unnest(%(metrics)s::int2[]) m(code)
-    cross join lateral (select value from readings
+    cross join lateral (select value, device_id from readings
         where patient_id = p.patient_id and metric = m.code order by ts desc limit 1) r) l on true
 where (%(ward)s::text is null or p.ward = %(ward)s)
 """
@@ -77,11 +78,18 @@ class PostgresWard:
     def patients(self, ward: str | None = None) -> list[PatientStatus]:
         with self._pool.connection() as conn:
             rows = conn.execute(
-                _PATIENTS, {"ward": ward, "metrics": [int(m) for m in _SHOWN]}
+                _PATIENTS,
+                {
+                    "ward": ward,
+                    "metrics": [int(m) for m in _SHOWN],
+                    "derived": "%" + devices.DERIVED_SUFFIX,
+                },
             ).fetchall()
             paused = policy_store.pauses(conn, [str(r[0]) for r in rows])
         out = []
-        for pid, pward, dev, total, risk, missing, ts, seen, latest, n_open, scale, *rd in rows:
+        for row in rows:
+            pid, pward, dev, total, risk, missing, ts, seen, latest, derived, n_open, *rest = row
+            scale, *rd = rest
             values = {
                 Metric(int(k)).wire_name: float(v)
                 for k, v in dict(latest).items()  # type: ignore[call-overload]
@@ -97,6 +105,7 @@ class PostgresWard:
                     scored_at=ts,  # type: ignore[arg-type]
                     last_seen_at=seen,  # type: ignore[arg-type]
                     latest=values,
+                    derived=tuple(Metric(int(c)).wire_name for c in derived),  # type: ignore[attr-defined]
                     open_alerts=int(n_open),  # type: ignore[call-overload]
                     behaviour=_behaviour(*rd),  # type: ignore[arg-type]
                     spo2_scale=int(scale),  # type: ignore[call-overload]

@@ -388,7 +388,10 @@
       behaviourCell(patient),
       valueCell(formatValue(latest.heart_rate, 0)),
       valueCell(formatValue(latest.spo2, 0), latest.on_oxygen === 1 ? "on O2" : null),
-      valueCell(formatValue(latest.resp_rate, 0)),
+      valueCell(
+        formatValue(latest.resp_rate, 0),
+        patient.derived.includes("resp_rate") ? "from PPG" : null,
+      ),
       valueCell(formatValue(latest.temperature, 1)),
       el("td", { class: `freshness${patient.stale ? " stale" : ""}` }, freshnessCell(patient)),
       el("td", {

@@ -185,6 +185,18 @@ def test_a_paused_patient_and_a_scale_2_patient_say_so(
     expect(page.locator(".paused-badge")).to_have_count(1)
 
 
+def test_a_derived_breathing_rate_says_where_it_came_from(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    reader._patients = [
+        dataclasses.replace(p, derived=("resp_rate",)) if p.patient_id == "P-LOW" else p
+        for p in reader._patients
+    ]
+    page.goto(f"{server.url}/?ward=east")
+    expect(page.locator('tr[data-patient-id="P-LOW"]')).to_contain_text("from PPG")
+    expect(page.locator('tr[data-patient-id="P-MED"]')).not_to_contain_text("from PPG")
+
+
 def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:
     page.goto(server.url)
     expect(page.locator("#ward-title")).to_have_text("All virtual wards")

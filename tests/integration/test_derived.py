@@ -17,12 +17,14 @@ import orjson
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg_pool import ConnectionPool
 
 from ingest import pipeline as pipe
 from signals.respiration import resp_rate_from_signal, resp_rates_from_ppg
 from signals.vitals import Metric
 from storage import assignments
 from storage.devices import DERIVED_SUFFIX
+from storage.ward import PostgresWard
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -121,6 +123,11 @@ def test_breathing_rate_from_a_real_ppg_agrees_with_the_belt_and_feeds_news2(
         ).fetchone()
     assert row is not None
     assert "resp_rate" not in row[0]
+    # The nurse's view says the breathing rate was derived, not measured by the device.
+    with ConnectionPool(database_url, min_size=1, max_size=1, open=True) as pool:
+        status = next(p for p in PostgresWard(pool).patients() if p.patient_id == patient)
+    assert status.derived == ("resp_rate",)
+    assert status.latest["resp_rate"] == pytest.approx(expected[-1][1])
 
 
 def test_a_device_that_reports_its_own_breathing_rate_is_left_alone(

@@ -312,6 +312,7 @@ def test_patient_carries_every_status_field_and_utc_times(client: TestClient) ->
         "behaviour": None,
         "spo2_scale": 1,
         "paused": None,
+        "derived": [],
     }
 
 
