@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -236,6 +237,8 @@ class AlertChangeOut(BaseModel):
 
 UserName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+#: A free-text note where blank is the same as none.
+OptionalNote = Annotated[Note | None, AfterValidator(lambda note: note or None)]
 
 
 class AckIn(BaseModel):
@@ -244,14 +247,9 @@ class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user: UserName = Field(description="Who acknowledges: 1-100 characters after trimming.")
-    note: Note | None = Field(
+    note: OptionalNote = Field(
         default=None, description="Optional free text; blank is the same as none."
     )
-
-    @field_validator("note")
-    @classmethod
-    def _blank_note_is_none(cls, note: str | None) -> str | None:
-        return note or None
 
 
 class ResolveIn(BaseModel):
@@ -263,7 +261,7 @@ class ResolveIn(BaseModel):
     outcome: str = Field(
         description="What happened, one of: " + "; ".join(RESOLUTION_OUTCOMES) + "."
     )
-    note: Note | None = Field(default=None, description="Optional free text.")
+    note: OptionalNote = Field(default=None, description="Optional free text.")
 
     @field_validator("outcome")
     @classmethod
@@ -271,11 +269,6 @@ class ResolveIn(BaseModel):
         if outcome not in RESOLUTION_OUTCOMES:
             raise ValueError("must be one of: " + "; ".join(RESOLUTION_OUTCOMES))
         return outcome
-
-    @field_validator("note")
-    @classmethod
-    def _blank_note_is_none(cls, note: str | None) -> str | None:
-        return note or None
 
 
 class HealthOut(BaseModel):
