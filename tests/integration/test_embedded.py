@@ -22,12 +22,14 @@ def _roundtrip(url: str) -> bytes:
     got: list[bytes] = []
     ready, arrived = threading.Event(), threading.Event()
     sub = make_client(endpoint, "rt-sub")
-    sub.on_connect = lambda c, *_: (c.subscribe("rt/#", qos=1), ready.set())
+    # Ready means SUBACK received: publishing after CONNACK alone races the subscription.
+    sub.on_connect = lambda c, *_: c.subscribe("rt/#", qos=1)
+    sub.on_subscribe = lambda *_: ready.set()
     sub.on_message = lambda _c, _u, m: (got.append(m.payload), arrived.set())
     sub.connect(endpoint.host, endpoint.port)
     sub.loop_start()
     try:
-        assert ready.wait(10), "subscriber did not connect"
+        assert ready.wait(10), "subscription not granted"
         pub = make_client(endpoint, "rt-pub")
         pub.connect(endpoint.host, endpoint.port)
         pub.loop_start()
