@@ -90,9 +90,12 @@ _KIND: Final[dict[Metric, int]] = {
     Metric.CONSCIOUSNESS: _LEVEL,
     Metric.RR_INTERVAL: _RR,
     Metric.SLEEP_MINUTES: _NUMBER,
+    Metric.ACTIVITY_MG: _NUMBER,
+    Metric.INACTIVE: _FLAG,
 }
-# Metrics that arrive only converted from another format: v1's fields stay fixed until a v2 topic.
-_NOT_IN_V1: Final = frozenset({Metric.SLEEP_MINUTES})
+# Metrics that arrive only converted from another format, or are derived by wardwatch itself from
+# a waveform (signals.motion): v1's fields stay fixed until a v2 topic.
+_NOT_IN_V1: Final = frozenset({Metric.SLEEP_MINUTES, Metric.ACTIVITY_MG, Metric.INACTIVE})
 # wire name -> (storage code, kind, low, high): one dict lookup per field on the hot path.
 _CONVERTED_FIELDS: Final[dict[str, tuple[int, int, float, float]]] = {
     m.wire_name: (int(m), _KIND[m], PLAUSIBLE[m].low, PLAUSIBLE[m].high) for m in Metric

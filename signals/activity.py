@@ -38,10 +38,12 @@ __all__ = [
     "enmo_mg",
     "epoch_mean",
     "epoch_sum",
+    "fit_calibration",
     "fitbit_nonwear_days",
     "minutes_by_intensity",
     "nonwear_from_counts",
     "nonwear_from_flag",
+    "still_window_means",
     "total_active_minutes",
 ]
 
@@ -119,6 +121,29 @@ def _xyz(xyz_g: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return xyz
 
 
+def still_window_means(
+    xyz_g: npt.ArrayLike,
+    fs_hz: float,
+    *,
+    window_s: float = STILL_WINDOW_S,
+    still_sd_max_g: float = STILL_SD_MAX_G,
+) -> npt.NDArray[np.float64]:
+    """Mean (x, y, z) of each ``window_s`` window with an SD below ``still_sd_max_g`` on all axes.
+
+    Still windows measure gravity alone, so their norms should be exactly 1 g: they are what a
+    calibration is fitted to. Kept separate from :func:`fit_calibration` so a running system can
+    collect them over days (a wrist visits enough orientations over a day, rarely in an hour).
+    """
+    xyz = _xyz(xyz_g)
+    per_window = round(window_s * fs_hz)
+    if per_window < 2:
+        raise ValueError(f"window of {window_s} s at {fs_hz} Hz has fewer than 2 samples")
+    n_windows = xyz.shape[0] // per_window
+    windows = xyz[: n_windows * per_window].reshape(n_windows, per_window, 3)
+    still = np.all(windows.std(axis=1) < still_sd_max_g, axis=1)
+    return np.asarray(windows[still].mean(axis=1), dtype=np.float64)
+
+
 def calibrate(
     xyz_g: npt.ArrayLike,
     fs_hz: float,
@@ -132,21 +157,26 @@ def calibrate(
 
     Simple version of van Hees et al. 2014 (J Appl Physiol 117(7):738–744): split the signal into
     non-overlapping ``window_s`` windows, keep those whose SD is below ``still_sd_max_g`` on all
-    three axes, and take each window's mean. Then iterate: correct the means, project them onto
-    the unit sphere, and refit offset and scale per axis by least squares of the projected value
-    on the raw mean. Unlike GGIR we do not use temperature and do not weight windows.
+    three axes, and take each window's mean (:func:`still_window_means`); then
+    :func:`fit_calibration`. Unlike GGIR we do not use temperature and do not weight windows.
 
     Raises :class:`CalibrationError` unless the still windows reach beyond ±0.3 g on every axis
     (several orientations are needed: in one orientation offset and scale are not identifiable).
     """
-    xyz = _xyz(xyz_g)
-    per_window = round(window_s * fs_hz)
-    if per_window < 2:
-        raise ValueError(f"window of {window_s} s at {fs_hz} Hz has fewer than 2 samples")
-    n_windows = xyz.shape[0] // per_window
-    windows = xyz[: n_windows * per_window].reshape(n_windows, per_window, 3)
-    still = np.all(windows.std(axis=1) < still_sd_max_g, axis=1)
-    means = windows[still].mean(axis=1)
+    means = still_window_means(xyz_g, fs_hz, window_s=window_s, still_sd_max_g=still_sd_max_g)
+    return fit_calibration(means, max_iterations=max_iterations, tolerance_g=tolerance_g)
+
+
+def fit_calibration(
+    still_means_g: npt.ArrayLike, *, max_iterations: int = 1000, tolerance_g: float = 1e-9
+) -> Calibration:
+    """Fit offset and scale to still-window means (van Hees et al. 2014, iterated least squares).
+
+    Iterate: correct the means, project them onto the unit sphere, and refit offset and scale per
+    axis by least squares of the projected value on the raw mean. Raises
+    :class:`CalibrationError` unless the means reach beyond ±0.3 g on every axis, both signs.
+    """
+    means = np.asarray(still_means_g, dtype=np.float64).reshape(-1, 3)
     if means.shape[0] < 3 or not (
         np.all(means.max(axis=0) > SPHERE_CRITERION_G)
         and np.all(means.min(axis=0) < -SPHERE_CRITERION_G)

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
+from signals.activity import LIGHT_MIN_MG
 from signals.hrv import clean_nn, time_domain
 from signals.quality import Quality, label_windows
 from signals.resting import nightly_resting_hr, resting_minutes
 from signals.risk import Feature
+from signals.sleep import main_sleep_period
 from signals.vitals import F64, I64, Metric, Readings
 
 #: The day ends at 10:00 local: after the night, in time for the morning review.
@@ -48,7 +51,12 @@ QUALITY_WINDOW_S = {
 }
 _USABLE = Quality.INTERMITTENT_LOSS  # some loss is fine: the minimum counts guard the median
 
+#: Sleep bouts from the accelerometer up to this far apart belong to one night (van Hees et al.
+#: 2018, Sci Rep 8:12975, HDCZA: gaps under 60 min joined).
+ACCEL_MAX_WAKE_BOUT_MIN = 60
+
 _US = 1_000_000
+_MIN_US = 60 * _US
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,28 +146,90 @@ def _night_rmssd(readings: Readings, w: DayWindow) -> float:
     return time_domain(rr, mask=mask).rmssd_ms
 
 
+def _minute_mask(ts_us: I64, flag: F64, lo_us: int, n_minutes: int) -> npt.NDArray[np.bool_]:
+    """Per minute of ``[lo, lo + n min)``: a flag stamped at the minute's end (signals.motion)."""
+    mask = np.zeros(n_minutes, dtype=bool)
+    index = (ts_us - lo_us) // _MIN_US - 1  # the minute ending at ts
+    ok = (index >= 0) & (index < n_minutes)
+    mask[index[ok]] = flag[ok] > 0.5
+    return mask
+
+
+def _inactive_at(hr_ts: I64, inactive_ts: I64, inactive: F64) -> npt.NDArray[np.bool_]:
+    """Whether each heart-rate sample lies in a minute of sustained inactivity."""
+    ends = np.sort(inactive_ts[inactive > 0.5])
+    minute_end = -(-hr_ts // _MIN_US) * _MIN_US  # the minute holding ts ends at or after it
+    return np.isin(minute_end, ends) | np.isin(hr_ts + _MIN_US, ends)
+
+
+def accel_sleep_minutes(readings: Readings, w: DayWindow) -> float:
+    """Minutes asleep in the day's main sleep period, from the accelerometer's inactivity bouts.
+
+    van Hees et al. 2015 call sustained inactivity inside the sleep period sleep; the period is
+    found with ``signals.sleep.main_sleep_period`` (the longest block of at least 30 min) joining
+    bouts up to 60 min apart, as van Hees et al. 2018's HDCZA does for the arm angle (the 10-min
+    join chosen for count-based scoring would cut a night at any wake of a quarter of an hour);
+    minutes off the body are excluded first (a watch on the bedside table is perfectly
+    inactive). Minutes are stamped at their end, so the day's are those ending in
+    ``(start, end]``. NaN when the day has no motion minutes.
+    """
+    ts, flag = _series(readings, Metric.INACTIVE, w.start_us + _MIN_US, w.end_us + _MIN_US)
+    if ts.size == 0:
+        return math.nan
+    n = (w.end_us - w.start_us) // _MIN_US
+    inactive = _minute_mask(ts, flag, w.start_us, n)
+    worn_ts, worn = _series(readings, Metric.WORN, w.start_us + _MIN_US, w.end_us + _MIN_US)
+    off = _minute_mask(worn_ts, 1.0 - worn, w.start_us, n)
+    sleep = inactive & ~off
+    period = main_sleep_period(sleep, max_wake_bout=ACCEL_MAX_WAKE_BOUT_MIN)
+    if period is None:
+        return 0.0
+    return float(sleep[period[0] : period[1]].sum())
+
+
+def active_minutes(readings: Readings, w: DayWindow) -> float:
+    """Minutes of the day at light intensity or more (ENMO ≥ 40 mg, Hildebrand et al. 2017)."""
+    _, enmo = _series(readings, Metric.ACTIVITY_MG, w.start_us + _MIN_US, w.end_us + _MIN_US)
+    return float(np.count_nonzero(enmo >= LIGHT_MIN_MG))
+
+
 def daily_features(readings: Readings, w: DayWindow) -> dict[Feature, float]:
     """One patient's features for day ``w`` from their readings (any order, any metrics).
 
     NaN marks a feature the day's data cannot support; the risk score names it as not measured.
-    Steps and sleep need the device worn for most of the day; the night features need enough
-    samples in the night's slices of acceptable quality (``usable_night``).
+    Steps, sleep and activity need the device worn for most of the day; the night features need
+    enough samples in the night's slices of acceptable quality (``usable_night``).
+
+    A device that streams raw acceleration instead of counting steps and sleep has its minutes
+    summarised by wardwatch (signals.motion): sleep then comes from sustained inactivity in the
+    main sleep period, activity from minutes at light intensity or more (``active_minutes``,
+    measured only on a day without step reports, so activity never counts twice), and resting
+    heart rate from minutes of sustained inactivity.
     """
     hr_ts, hr = usable_night(readings, Metric.HEART_RATE, w)
     steps_ts, steps = _series(readings, Metric.STEPS, w.start_us, w.end_us)
     resting = resting_minutes(hr_ts, steps_ts, steps)
+    inactive_ts, inactive = _series(readings, Metric.INACTIVE, w.night_start_us, w.night_end_us)
+    if inactive_ts.size:
+        resting &= _inactive_at(hr_ts, inactive_ts, inactive)
     resting_hr = nightly_resting_hr(
         hr_ts, hr, resting, night_start_us=w.night_start_us, night_end_us=w.night_end_us
     ).bpm
 
     worn_enough = worn_minutes(readings, w.start_us, w.end_us) >= MIN_WORN_MINUTES
     _, sleep = _series(readings, Metric.SLEEP_MINUTES, w.start_us, w.end_us)
+    sleep_minutes = float(sleep.sum()) if sleep.size else accel_sleep_minutes(readings, w)
+    activity_ts, _ = _series(readings, Metric.ACTIVITY_MG, w.start_us, w.end_us)
+    by_accel = steps_ts.size == 0 and activity_ts.size > 0
     return {
         Feature.RESTING_HR: resting_hr,
         Feature.HRV_RMSSD: _night_rmssd(readings, w),
         Feature.RESP_RATE: _night_median(readings, Metric.RESP_RATE, w),
         Feature.TEMPERATURE: _night_median(readings, Metric.TEMPERATURE, w),
         Feature.SPO2: _night_median(readings, Metric.SPO2, w),
-        Feature.STEPS: float(np.nansum(steps)) if worn_enough else math.nan,
-        Feature.SLEEP_MINUTES: float(sleep.sum()) if sleep.size and worn_enough else math.nan,
+        Feature.STEPS: float(np.nansum(steps)) if worn_enough and not by_accel else math.nan,
+        Feature.SLEEP_MINUTES: sleep_minutes if worn_enough else math.nan,
+        Feature.ACTIVE_MINUTES: active_minutes(readings, w)
+        if worn_enough and by_accel
+        else math.nan,
     }

@@ -37,6 +37,7 @@ class Feature(enum.StrEnum):
     SPO2 = "spo2"  # %, nightly
     STEPS = "steps"  # steps/day
     SLEEP_MINUTES = "sleep_minutes"  # minutes asleep in the main sleep period
+    ACTIVE_MINUTES = "active_minutes"  # minutes/day of light or more (raw accelerometer, no steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,9 @@ class FeatureRule:
 #: Scale floors (``min_sd``), set a priori from device resolution, not fitted: wearables report
 #: heart rate, SpO2 and respiratory rate in whole units and temperature to 0.1 °C, so a patient
 #: whose nightly values repeated for a week has a MAD of 0 and, without a floor, a 1-unit change
-#: would read as "6 SD". Steps and sleep floors are a few percent of a typical day.
+#: would read as "6 SD". Steps, sleep and active-minute floors are a few percent of a typical day.
+#: Active minutes stand in for steps on devices that send raw acceleration but count no steps
+#: (signals.daily measures one or the other on a day, never both), so activity never counts twice.
 #: Weights: resting HR carries the published evidence (Alavi 2022; Mishra 2020); respiratory
 #: rate, temperature and SpO2 are the NEWS2 physiology; HRV falls with infection but is noisy
 #: night to night; activity and sleep change with illness and with everything else.
@@ -67,7 +70,14 @@ DEFAULT_RULES: Mapping[Feature, FeatureRule] = MappingProxyType(
         Feature.SPO2: FeatureRule(-1, 1.0, "%", 0.5),
         Feature.STEPS: FeatureRule(-1, 0.4, "steps", 500.0),
         Feature.SLEEP_MINUTES: FeatureRule(-1, 0.4, "min", 20.0),
+        Feature.ACTIVE_MINUTES: FeatureRule(-1, 0.4, "min", 15.0),
     }
+)
+
+#: Features that measure the same thing on different devices: one measured means the other is not
+#: "missing" (a watch that counts steps is not short of active minutes, and vice versa).
+STANDS_IN_FOR: Mapping[Feature, Feature] = MappingProxyType(
+    {Feature.ACTIVE_MINUTES: Feature.STEPS, Feature.STEPS: Feature.ACTIVE_MINUTES}
 )
 
 #: A z-score beyond this is counted as this: one wild value must not dominate the sum.
@@ -132,6 +142,8 @@ def daily_risk(
             continue
         z = rule.direction * (value - baseline.centre) / max(baseline.scale, rule.min_sd)
         parts.append((feature, value, baseline.centre, min(max(z, 0.0), Z_CAP) + 0.0, rule.weight))
+    measured = {f for f, *_ in parts} | set(learning)
+    missing = [f for f in missing if STANDS_IN_FOR.get(f) not in measured]
     if not parts:
         return RiskScore(0.0, 0.0, (), tuple(missing), tuple(learning))
     total_weight = sum(w for *_, w in parts)

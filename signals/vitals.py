@@ -29,6 +29,8 @@ class Metric(enum.IntEnum):
     WORN = 11  # 1 = on body, 0 = off body
     RR_INTERVAL = 12  # ms between two successive beats, stamped at the second beat
     SLEEP_MINUTES = 13  # minutes asleep in the episode or interval ending at ts
+    ACTIVITY_MG = 14  # mean ENMO (mg) of the minute ending at ts, from raw acceleration
+    INACTIVE = 15  # 1 = the minute ending at ts is in a sustained inactivity bout (signals.motion)
 
     @property
     def wire_name(self) -> str:
@@ -54,6 +56,8 @@ _WIRE_NAMES: dict[Metric, str] = {
     Metric.WORN: "worn",
     Metric.RR_INTERVAL: "rr_intervals_ms",
     Metric.SLEEP_MINUTES: "sleep_minutes",
+    Metric.ACTIVITY_MG: "activity_mg",
+    Metric.INACTIVE: "inactive",
 }
 _BY_WIRE_NAME = {v: k for k, v in _WIRE_NAMES.items()}
 
@@ -94,12 +98,15 @@ PLAUSIBLE: dict[Metric, PlausibleRange] = {
     Metric.WORN: PlausibleRange(0, 1, "bool"),
     Metric.RR_INTERVAL: PlausibleRange(200, 3000, "ms"),
     Metric.SLEEP_MINUTES: PlausibleRange(0, 1440, "min"),  # a day holds 1440 minutes
+    Metric.ACTIVITY_MG: PlausibleRange(0, 16_000, "mg"),  # ENMO within a ±16 g sensor's range
+    Metric.INACTIVE: PlausibleRange(0, 1, "bool"),
 }
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 I16 = npt.NDArray[np.int16]
 F32 = npt.NDArray[np.float32]
+Bools = npt.NDArray[np.bool_]
 Strs = npt.NDArray[np.object_]
 
 

@@ -113,7 +113,8 @@ _DAY_METRICS = [
     int(m)
     for m in (
         Metric.HEART_RATE, Metric.STEPS, Metric.WORN, Metric.RESP_RATE, Metric.SPO2,
-        Metric.TEMPERATURE, Metric.RR_INTERVAL, Metric.SLEEP_MINUTES,
+        Metric.TEMPERATURE, Metric.RR_INTERVAL, Metric.SLEEP_MINUTES, Metric.ACTIVITY_MG,
+        Metric.INACTIVE,
     )
 ]  # fmt: skip
 

@@ -592,8 +592,10 @@ TIMES = st.datetimes(
 )
 
 
-# Metrics a v1 sample may carry: sleep minutes only arrive converted from Open mHealth.
-V1_METRICS = [m for m in Metric if m is not Metric.SLEEP_MINUTES]
+# Metrics a v1 sample may carry: sleep minutes only arrive converted from Open mHealth, and the
+# accelerometer's minute summaries are derived by wardwatch itself (signals.motion).
+NOT_V1 = {Metric.SLEEP_MINUTES, Metric.ACTIVITY_MG, Metric.INACTIVE}
+V1_METRICS = [m for m in Metric if m not in NOT_V1]
 
 
 @st.composite

@@ -27,8 +27,8 @@ NORMAL = {f: b.centre for f, b in USUAL.items()}
 def test_a_usual_day_scores_zero() -> None:
     r = daily_risk(NORMAL, USUAL)
     assert r.score == 0
-    assert r.missing == ()
-    assert len(r.contributions) == len(DEFAULT_RULES)
+    assert r.missing == ()  # active minutes are not missing: steps stand in for them
+    assert len(r.contributions) == len(DEFAULT_RULES) - 1
 
 
 def test_a_fever_night_is_explained_by_its_features() -> None:
@@ -60,7 +60,7 @@ def test_missing_and_still_learning_features_are_named_not_assumed_normal() -> N
     assert daily_risk({}, USUAL).assessable is False
 
 
-@given(st.sampled_from(list(Feature)), st.floats(0, 10), st.floats(0, 10))
+@given(st.sampled_from(list(USUAL)), st.floats(0, 10), st.floats(0, 10))
 def test_more_deviation_never_lowers_the_score(feature: Feature, a: float, b: float) -> None:
     rule = DEFAULT_RULES[feature]
     usual = USUAL[feature]
@@ -106,3 +106,21 @@ def test_healthy_days_do_not_creep_towards_an_alarm() -> None:
     c = Sustained()
     alarms = sum(c.update(float(d)) for d in z[:3650])  # ten years of one healthy feature
     assert alarms == 0
+
+
+def test_active_minutes_stand_in_for_steps_on_a_raw_accelerometer() -> None:
+    # A patch streaming raw acceleration counts no steps: its activity is minutes at light
+    # intensity or more (signals.daily), scored against their own baseline, and steps are not
+    # named as missing; a day with neither names both.
+    usual = {**{f: b for f, b in USUAL.items() if f is not Feature.STEPS},
+             Feature.ACTIVE_MINUTES: Baseline(300.0, 30.0, 28)}  # fmt: skip
+    normal = {f: b.centre for f, b in usual.items()}
+    quiet = daily_risk({**normal, Feature.ACTIVE_MINUTES: 180.0}, usual)
+    [top] = quiet.contributions[:1]
+    assert top.feature is Feature.ACTIVE_MINUTES
+    assert top.z == pytest.approx(4.0)  # 120 min below usual at an SD of 30 min
+    assert Feature.STEPS not in quiet.missing
+    neither = daily_risk(
+        {f: v for f, v in normal.items() if f is not Feature.ACTIVE_MINUTES}, usual
+    )
+    assert {Feature.STEPS, Feature.ACTIVE_MINUTES} <= set(neither.missing)
