@@ -112,9 +112,11 @@ def test_active_minutes_stand_in_for_steps_on_a_raw_accelerometer() -> None:
     # A patch streaming raw acceleration counts no steps: its activity is minutes at light
     # intensity or more (signals.daily), scored against their own baseline, and steps are not
     # named as missing; a day with neither names both.
-    usual = {**{f: b for f, b in USUAL.items() if f is not Feature.STEPS},
-             Feature.ACTIVE_MINUTES: Baseline(300.0, 30.0, 28)}  # fmt: skip
-    normal = {f: b.centre for f, b in usual.items()}
+    usual: dict[Feature, Baseline | None] = {
+        f: b for f, b in USUAL.items() if f is not Feature.STEPS
+    }
+    usual[Feature.ACTIVE_MINUTES] = Baseline(300.0, 30.0, 28)
+    normal: dict[Feature, float | None] = {f: b.centre for f, b in usual.items() if b}
     quiet = daily_risk({**normal, Feature.ACTIVE_MINUTES: 180.0}, usual)
     [top] = quiet.contributions[:1]
     assert top.feature is Feature.ACTIVE_MINUTES
