@@ -40,6 +40,7 @@ __all__ = [
     "EPOCH_S",
     "MIN_INACTIVE_MIN",
     "MotionMinutes",
+    "merge_still_means",
     "motion_minutes",
     "z_angle_epochs",
 ]
@@ -61,12 +62,18 @@ NONWEAR_WINDOW_MIN: Final = 60
 NONWEAR_SD_MAX_G: Final = 0.013
 NONWEAR_RANGE_MAX_G: Final = 0.050
 
-#: How much data on each side a minute needs before its labels are final: half the non-wear window
-#: (the longest context any rule uses).
-CONTEXT_US: Final = NONWEAR_WINDOW_MIN // 2 * MINUTE_US
+#: How much data on each side a minute needs before its labels are final: a whole non-wear window
+#: (the longest context any rule uses: a window starting in the minute's quarter hour ends up to
+#: 60 min after it, and one ending there began up to 60 min before).
+CONTEXT_US: Final = NONWEAR_WINDOW_MIN * MINUTE_US
 
 #: A minute counts only when this fraction of its samples is present.
 MIN_MINUTE_COVERAGE: Final = 0.8
+
+#: Still-window means kept for calibration are binned by orientation in cells this wide (g) and
+#: only the newest per cell is kept: a night in one posture adds one mean, not three thousand,
+#: and the fit sees every orientation the device has visited, weighted equally.
+CALIBRATION_CELL_G: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,23 @@ class MotionMinutes:
     def take(self, keep: Bools) -> MotionMinutes:
         return MotionMinutes(self.end_us[keep], self.enmo_mg[keep], self.worn[keep],
                              self.inactive[keep])  # fmt: skip
+
+
+def merge_still_means(kept: F64, new: F64) -> F64:
+    """Still-window means to calibrate on: ``kept`` updated with ``new`` (both (n, 3), in g).
+
+    One mean per orientation cell (:data:`CALIBRATION_CELL_G`), the newest, so the set stays
+    small (a unit sphere holds a few hundred cells) and follows a sensor that drifts.
+    """
+    both = np.concatenate([np.asarray(kept, np.float64).reshape(-1, 3),
+                           np.asarray(new, np.float64).reshape(-1, 3)])  # fmt: skip
+    if both.shape[0] == 0:
+        return both
+    cells = np.floor(both / CALIBRATION_CELL_G).astype(np.int64)
+    # np.unique keeps the first of each cell: search from the newest end.
+    _, first = np.unique(cells[::-1], axis=0, return_index=True)
+    newest = both.shape[0] - 1 - first
+    return np.asarray(both[np.sort(newest)], dtype=np.float64)
 
 
 def _grouped_mean(index: I64, values: F64, n: int) -> tuple[F64, I64]:

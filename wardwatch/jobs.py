@@ -33,14 +33,23 @@ from alerts.rules import (
     risk_condition,
     sensor_condition,
 )
+from signals.activity import (
+    STILL_WINDOW_S,
+    Calibration,
+    CalibrationError,
+    fit_calibration,
+    still_window_means,
+)
 from signals.daily import daily_features, day_of, day_window
 from signals.derived import resp_rate_minutes
+from signals.motion import CONTEXT_US, merge_still_means, motion_minutes
 from signals.quality import Quality, label_windows
 from signals.risk import PatientRisk
 from signals.vitals import Metric, Readings
-from signals.waveforms import WaveformKind, join_chunks
+from signals.waveforms import WaveformChunk, WaveformKind, join_chunks
 from storage import alerts as alert_store
 from storage import assignments, devices
+from storage import motion as motion_store
 from storage import policy as policy_store
 from storage import readings as readings_store
 from storage import risk as risk_store
@@ -305,6 +314,15 @@ def _utc(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
+def _utc_offset_min(conn: Conn, device_id: str) -> int:
+    """The device's latest UTC offset: derived readings carry it, so local days stay local."""
+    row = conn.execute(
+        "select utc_offset_min from readings where device_id = %s order by ts desc limit 1",
+        (device_id,),
+    ).fetchone()
+    return 0 if row is None else int(row[0])  # type: ignore[call-overload]
+
+
 def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
     """Breathing rate from the PPG of each assigned device that sends a PPG but no breathing rate.
 
@@ -342,12 +360,118 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
                 metric=np.full(n, int(Metric.RESP_RATE), np.int16),
                 ts_us=ts,
                 value=np.concatenate([r for _, r in found]),
-                utc_offset_min=np.zeros(n, np.int16),
+                utc_offset_min=np.full(n, _utc_offset_min(conn, c.device_id), np.int16),
                 received_us=np.full(n, received, np.int64),
             )
             stored += readings_store.insert_readings(conn, batch).stored
             devices.set_derived_until(conn, c.device_id, "resp_rate", _utc(int(ts.max())))
     return stored
+
+
+#: Motion minutes are derived this long after the data that settles them has arrived (a bout may
+#: continue, a non-wear window extends past the minute): an hour behind real time, well within
+#: the risk job's grace before it scores a day (RISK_DAY_GRACE).
+MOTION_LAG = timedelta(microseconds=CONTEXT_US)
+
+
+def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=2)) -> int:
+    """Activity, wear and sustained inactivity per minute from each device's raw accelerometer.
+
+    For devices that stream raw acceleration (signals.motion): each run continues from where the
+    last stopped (``derived_progress``), at most ``lookback`` back, loads the half hour before
+    as context, and stores every minute whose labels are final (``MOTION_LAG`` behind the data,
+    or the data's end when the device went quiet) under ``<device>/derived``: mean ENMO, the
+    sustained-inactivity flag and, unless the device sends its own, the worn flag. One
+    transaction per device, under a per-device advisory lock. Returns the readings stored.
+    """
+    stored = 0
+    for c in assignments.current_contacts(conn, now):
+        with conn.transaction():
+            got = conn.execute(
+                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                (_DERIVE_LOCK, c.device_id + ":motion"),
+            ).fetchone()
+            if not (got and got[0]):
+                continue
+            done = devices.derived_until(conn, c.device_id, "motion")
+            since = max(done or now - lookback, now - lookback, c.valid_from)
+            start = since - MOTION_LAG - timedelta(minutes=1)
+            chunks = devices.load_waveform(conn, c.device_id, WaveformKind.ACCEL, start, now)
+            if not chunks:
+                continue
+            segments = join_chunks(chunks).segments
+            calibration = _accel_calibration(conn, c.device_id, segments, now)
+            settled_from = int(since.timestamp() * 1_000_000)
+            quiet_from = int((now - MOTION_LAG).timestamp() * 1_000_000)
+            minutes = []
+            for segment in segments:
+                m = motion_minutes(segment, calibration)
+                # Final once the context after it has arrived, or where the data stops.
+                end = segment.end_us
+                settled_to = end - CONTEXT_US if end > quiet_from else end
+                m = m.take((m.end_us > settled_from) & (m.end_us <= settled_to))
+                if len(m):
+                    minutes.append(m)
+            if not minutes:
+                continue
+            columns = [(Metric.ACTIVITY_MG, "enmo_mg"), (Metric.INACTIVE, "inactive")]
+            if not devices.reports(conn, c.device_id, Metric.WORN, since, now):
+                columns.append((Metric.WORN, "worn"))  # a device's own wear sensor knows better
+            derived = _Derived(c.device_id, c.patient_id, _utc_offset_min(conn, c.device_id), now)
+            batch = Readings.concat(
+                [derived.readings(metric, m.end_us, getattr(m, col))
+                 for m in minutes for metric, col in columns]
+            )  # fmt: skip
+            stored += readings_store.insert_readings(conn, batch).stored
+            last = max(int(m.end_us.max()) for m in minutes)
+            devices.set_derived_until(conn, c.device_id, "motion", _utc(last))
+    return stored
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """Where a derived reading is stored: ``<device>/derived``, for the device's patient."""
+
+    device_id: str
+    patient_id: str
+    utc_offset_min: int
+    now: datetime
+
+    def readings(self, metric: Metric, ts_us: np.ndarray, values: np.ndarray) -> Readings:
+        n = int(ts_us.size)
+        return Readings(
+            device_id=np.full(n, self.device_id + devices.DERIVED_SUFFIX, dtype=object),
+            patient_id=np.full(n, self.patient_id, dtype=object),
+            metric=np.full(n, int(metric), np.int16),
+            ts_us=ts_us,
+            value=np.asarray(values, dtype=np.float64),
+            utc_offset_min=np.full(n, self.utc_offset_min, np.int16),
+            received_us=np.full(n, int(self.now.timestamp() * 1_000_000), np.int64),
+        )
+
+
+def _accel_calibration(
+    conn: Conn, device_id: str, segments: Sequence[WaveformChunk], now: datetime
+) -> Calibration | None:
+    """The device's calibration, refitted as still windows from new orientations accumulate.
+
+    A fit needs still windows beyond ±0.3 g on every axis (signals.activity), which a wrist
+    reaches over a day but rarely within an hour, so the windows are kept per device
+    (storage.motion) and the last good fit serves until a new one succeeds. Before the first,
+    ENMO carries the sensor's offset error; the log says so.
+    """
+    means, last_good = motion_store.load_calibration(conn, device_id)
+    for segment in segments:
+        if segment.fs_hz * STILL_WINDOW_S >= 2:
+            means = merge_still_means(means, still_window_means(segment.values, segment.fs_hz))
+    fitted: Calibration | None = None
+    try:
+        fitted = fit_calibration(means)
+    except CalibrationError:
+        if last_good is None:
+            log.info("device %s: accelerometer not calibrated yet", device_id)
+    motion_store.save_calibration(conn, device_id, means, fitted, now=now)
+    return fitted or last_good
 
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:

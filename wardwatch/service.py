@@ -303,6 +303,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
 
         def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.derive_resp_rate(conn, now=clock())
+            jobs.derive_motion(conn, now=clock())
 
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.assess_risk(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)

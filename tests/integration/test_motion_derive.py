@@ -1,0 +1,181 @@
+"""Raw wrist acceleration through the real pipeline into minute readings the daily features use.
+
+A device streams 10 Hz acceleration on the waveform topic (60-s chunks, as the wire format
+allows) with a calibration error; the job must store, for each minute, the same activity, wear
+and sustained-inactivity values as the pure core (signals.motion) computes on the same samples,
+whether it runs once or every few minutes as the data arrives, and each minute only once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingest import pipeline as pipe
+from signals.activity import calibrate
+from signals.motion import motion_minutes
+from signals.vitals import Metric
+from signals.waveforms import WaveformChunk, WaveformKind
+from storage import assignments
+from storage.devices import DERIVED_SUFFIX
+from storage.motion import load_calibration
+from wardwatch import jobs
+
+pytestmark = pytest.mark.integration
+
+FS = 10
+T0 = datetime(2026, 11, 28, 0, 0, 20, tzinfo=UTC)  # not on a minute: minutes are the clock's
+OFFSET = np.array([0.05, -0.04, 0.03])  # the sensor's calibration error, g
+SCALE = np.array([1.02, 0.97, 1.01])
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def _recording(seed: int) -> npt.NDArray[np.float64]:
+    """Two hours asleep (a new posture every 8 min, 15 around the sphere), one awake, 90 min on
+    the bedside table, half an hour awake: 5 hours as the uncalibrated sensor reports it."""
+    rng = np.random.default_rng(seed)
+
+    def held(minutes: int, every_s: float, noise_g: float) -> npt.NDArray[np.float64]:
+        n = minutes * 60 * FS
+        poses = rng.normal(size=(int(n / (every_s * FS)) + 1, 3))
+        poses /= np.linalg.norm(poses, axis=1, keepdims=True)
+        return np.asarray(
+            poses[(np.arange(n) / (every_s * FS)).astype(int)] + rng.normal(0, noise_g, (n, 3)),
+            dtype=np.float64,
+        )
+
+    table = np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.002, (90 * 60 * FS, 3))
+    true = np.concatenate([held(120, 480, 0.004), held(60, 4, 0.01), table, held(30, 4, 0.01)])
+    return np.asarray((true - OFFSET) / SCALE, dtype=np.float64)
+
+
+def _send(url: str, device: str, xyz: npt.NDArray[np.float64]) -> datetime:
+    end = T0 + timedelta(seconds=xyz.shape[0] / FS)
+    p = pipe.Pipeline(
+        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: end + timedelta(minutes=1),
+    )  # fmt: skip
+    try:
+        items = []
+        for k, start in enumerate(range(0, xyz.shape[0], 60 * FS)):
+            at = T0 + timedelta(seconds=start / FS)
+            chunk = {"ts": at.isoformat(), "kind": "accel", "fs_hz": FS, "unit": "g", "seq": k,
+                     "samples": np.round(xyz[start : start + 60 * FS], 5).tolist()}  # fmt: skip
+            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
+        p.process(items)
+    finally:
+        p.close()
+    return end
+
+
+def _enrol(url: str, uid: str) -> tuple[str, str]:
+    device, patient = f"acc-{uid}", f"pt-{uid}"
+    with psycopg.connect(url) as conn:
+        assignments.enrol(
+            conn, device_id=device, patient_id=patient, ward="w",
+            valid_from=T0 - timedelta(hours=1),
+        )  # fmt: skip
+    return device, patient
+
+
+def _stored(
+    conn: psycopg.Connection[tuple[object, ...]], patient: str, metric: Metric
+) -> dict[int, float]:
+    rows = conn.execute(
+        "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
+        " where patient_id = %s and metric = %s order by ts",
+        (patient, int(metric)),
+    ).fetchall()
+    assert {d for *_, d in rows} <= {None} | {r[2] for r in rows}
+    return {int(ts): float(v) for ts, v, _ in rows}  # type: ignore[call-overload]
+
+
+def test_minutes_from_a_raw_accelerometer_match_the_pure_core(database_url: str, uid: str) -> None:
+    xyz = _recording(11)
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, xyz)
+    now = end + timedelta(minutes=70)  # the device went quiet: every minute is settled
+    with psycopg.connect(database_url) as conn:
+        stored = jobs.derive_motion(conn, now=now, lookback=timedelta(hours=8))
+        assert jobs.derive_motion(conn, now=now, lookback=timedelta(hours=8)) == 0  # once
+        enmo = _stored(conn, patient, Metric.ACTIVITY_MG)
+        inactive = _stored(conn, patient, Metric.INACTIVE)
+        worn = _stored(conn, patient, Metric.WORN)
+        devices = {r[0] for r in conn.execute(
+            "select distinct device_id from readings where patient_id = %s", (patient,)
+        )}  # fmt: skip
+        _, calibration = load_calibration(conn, device)
+    assert devices == {device + DERIVED_SUFFIX}
+    # The calibration was fitted from the stored still windows and recovers the sensor's error.
+    assert calibration is not None
+    np.testing.assert_allclose(calibration.offset_g, OFFSET, atol=0.01)
+    np.testing.assert_allclose(calibration.scale, SCALE, atol=0.01)
+    chunk = WaveformChunk(device, WaveformKind.ACCEL, _us(T0), float(FS),
+                          np.round(xyz, 5).astype(np.float32), "g", None)  # fmt: skip
+    pure = motion_minutes(chunk, calibrate(chunk.values, FS))
+    assert stored == 3 * len(pure) == 3 * 299  # 5 h: the partial first and last minutes are not
+    assert list(enmo) == pure.end_us.tolist()
+    np.testing.assert_allclose(list(enmo.values()), pure.enmo_mg, atol=0.5)
+    assert list(inactive.values()) == pure.inactive.astype(float).tolist()
+    assert list(worn.values()) == pure.worn.astype(float).tolist()
+    # What the minutes say: asleep still, awake moving, the table hour off the wrist.
+    minute = (pure.end_us - _us(T0)) / 60e6
+    assert pure.inactive[(minute > 1) & (minute <= 119)].mean() > 0.95
+    assert not pure.inactive[(minute > 121) & (minute <= 179)].any()
+    # 90 min off: GGIR's 60-min windows on the quarter hours find at least the 60 inside them.
+    assert (~pure.worn[(minute > 181) & (minute <= 269)]).sum() >= 60
+    assert pure.worn[minute <= 180].all()
+
+
+def test_running_every_few_minutes_as_data_arrives_stores_each_minute_once(
+    database_url: str, uid: str
+) -> None:
+    xyz = _recording(12)
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, xyz)
+    with psycopg.connect(database_url) as conn:
+        at = T0 + timedelta(minutes=10)
+        while at < end + timedelta(minutes=70):
+            jobs.derive_motion(conn, now=at, lookback=timedelta(hours=8))
+            at += timedelta(minutes=7)
+        inactive = _stored(conn, patient, Metric.INACTIVE)
+        worn = _stored(conn, patient, Metric.WORN)
+    chunk = WaveformChunk(device, WaveformKind.ACCEL, _us(T0), float(FS),
+                          np.round(xyz, 5).astype(np.float32), "g", None)  # fmt: skip
+    pure = motion_minutes(chunk, calibrate(chunk.values, FS))
+    # Labels do not depend on how the data was cut (ENMO does, until the calibration settles).
+    assert list(inactive) == pure.end_us.tolist()
+    assert list(inactive.values()) == pure.inactive.astype(float).tolist()
+    assert list(worn.values()) == pure.worn.astype(float).tolist()
+
+
+def test_a_device_with_its_own_wear_sensor_keeps_it(database_url: str, uid: str) -> None:
+    xyz = _recording(13)[: 40 * 60 * FS]
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, xyz)
+    p = pipe.Pipeline(
+        database_url, settings=pipe.Settings(),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()), clock=lambda: end,
+    )  # fmt: skip
+    try:
+        own = {"ts": (T0 + timedelta(minutes=3)).isoformat(), "worn": True}
+        p.process([(f"wardwatch/v1/devices/{device}/vitals", orjson.dumps([own]), _us(T0))])
+    finally:
+        p.close()
+    with psycopg.connect(database_url) as conn:
+        assert jobs.derive_motion(conn, now=end + timedelta(minutes=70)) > 0
+        rows = conn.execute(
+            "select device_id, count(*) from readings where patient_id = %s and metric = %s"
+            " group by device_id",
+            (patient, int(Metric.WORN)),
+        ).fetchall()
+    assert rows == [(device, 1)]  # the device's own flag; none derived beside it
