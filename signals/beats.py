@@ -4,6 +4,8 @@
 32(3):230–236; thresholds as revised by Hamilton & Tompkins 1986, IEEE TBME 33(12):1157–1165)
 with zero-phase filters, then each detection moved to the R peak. ``score_detections`` matches
 detections to reference beats one-to-one, ANSI/AAMI EC57 style. See docs/beats.md.
+``ppg_pulse_peaks`` (Elgendi 2013) lives in ``signals.pulse`` with the rest of the PPG code and is
+re-exported here, so that every beat detector has one stable address: ``signals.beats``.
 Pure: numpy and scipy only, no I/O.
 """
 
@@ -16,12 +18,13 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage, signal
 
+from signals.pulse import ppg_pulse_peaks
 from signals.vitals import F64, I64
 
 #: The detector's working precision (see ecg_r_peaks).
 F32 = npt.NDArray[np.float32]
 
-__all__ = ["ecg_r_peaks", "score_detections"]
+__all__ = ["ecg_r_peaks", "ppg_pulse_peaks", "score_detections"]
 
 
 #: QRS energy band, Hz: Pan & Tompkins 1985 pass 5–15 Hz, where QRS dominates P and T waves.

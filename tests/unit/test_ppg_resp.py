@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import signal
 
-from signals.pulse import heart_rate_bpm, ppg_pulse_peaks, rr_intervals_ms
+from signals.beats import ppg_pulse_peaks  # the stable public address (issue 4)
+from signals.pulse import heart_rate_bpm, rr_intervals_ms
 from signals.respiration import resp_rate_from_ppg, resp_rate_from_signal, resp_rates_from_ppg
 
 F64 = npt.NDArray[np.float64]
