@@ -300,6 +300,23 @@ class Samples:
         )
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class MinuteStates:
+    """What the wearer is doing in each minute of one event hour, for the raw accelerometer.
+
+    Entry ``k`` describes the minute before the sample stamped ``ts_s[k]`` (the minute its
+    ``steps`` were counted in): ``asleep`` and ``severity`` as the vitals use them, ``walking``
+    and ``steps`` from the activity chain, ``worn`` as reported.
+    """
+
+    ts_s: I64
+    asleep: Bools
+    walking: Bools
+    worn: Bools
+    steps: F64
+    severity: F64
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """One patient's own physiology and habits, drawn once from the patient's seed."""
@@ -413,7 +430,7 @@ class PatientModel:
         self._silent_s: float | None = None
         if scenario.removes_device and onset_s is not None:
             self._silent_s = onset_s + self.profile.removed_s
-        self._blocks: dict[int, Samples] = {}
+        self._blocks: dict[int, tuple[Samples, MinuteStates]] = {}
 
     @property
     def silent_from_s(self) -> float | None:
@@ -431,7 +448,7 @@ class PatientModel:
         hours = range(int(ts[0]) // 3600, int(ts[-1]) // 3600 + 1)
         parts = []
         for hour in hours:
-            block = self._block(hour)
+            block = self._block(hour)[0]
             parts.append(block.take((block.ts_s >= lo_s) & (block.ts_s < hi_s)))
         return Samples.concat(parts)
 
@@ -443,7 +460,15 @@ class PatientModel:
             return None
         return ts
 
-    def _block(self, hour: int) -> Samples:
+    def minute_states(self, hour: int) -> MinuteStates:
+        """The wearer's state in each minute of event hour ``hour`` (what drives the samples).
+
+        Covers all 60 minutes of the hour, before the start and after the device falls silent
+        included: the caller decides what the device sends.
+        """
+        return self._block(hour)[1]
+
+    def _block(self, hour: int) -> tuple[Samples, MinuteStates]:
         block = self._blocks.get(hour)
         if block is None:
             if len(self._blocks) >= 4:
@@ -451,7 +476,7 @@ class PatientModel:
             block = self._blocks[hour] = self._generate(hour)
         return block
 
-    def _generate(self, hour: int) -> Samples:
+    def _generate(self, hour: int) -> tuple[Samples, MinuteStates]:
         """All 60 samples stamped in one event hour (sample ``k`` at minute ``60·hour + k``)."""
         p = self.profile
         rng = np.random.default_rng([*self._seed, hour])
@@ -508,7 +533,8 @@ class PatientModel:
                 values[Metric.RESP_RATE],
                 self._severity(ts, self._phase(Metric.HEART_RATE)),
             )
-        return Samples(ts, {m: values[m] for m in GENERATED}, rr)
+        states = MinuteStates(ts, asleep, walking, worn, steps, severity)
+        return Samples(ts, {m: values[m] for m in GENERATED}, rr), states
 
     def _day(self, hour: int) -> tuple[Mapping[Metric, float], float]:
         """This day's offsets of the vitals and its activity factor (none unless day_to_day).

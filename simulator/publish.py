@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt import MqttEndpoint, make_client
-from simulator.stream import stream
+from simulator.stream import check_accel_hz, stream
 from simulator.timeline import DEFAULT_HISTORY, Timeline
 from simulator.ward import SimPatient
 
@@ -255,12 +255,18 @@ class Subscriber:
 
 @dataclass(frozen=True, slots=True)
 class SimulationStats:
-    """What a simulation run published, and the span of event time it covered."""
+    """What a simulation run published, and the span of event time it covered.
+
+    ``messages`` counts every message, accelerometer chunks included; ``samples`` the vital-sign
+    samples; ``accel_messages`` and ``accel_samples`` the accelerometer's chunks and samples.
+    """
 
     messages: int
     samples: int
     event_start: datetime
     event_end: datetime
+    accel_messages: int = 0
+    accel_samples: int = 0
 
 
 def simulate(
@@ -276,15 +282,20 @@ def simulate(
     sleep: Callable[[float], None] = time.sleep,
     rr_intervals: bool = False,
     tz: tzinfo | None = None,
+    accel_hz: float | None = None,
+    accel_patients: int | None = None,
 ) -> SimulationStats:
     """Publish the patients' devices to the broker, paced by a :class:`Timeline`, until done.
 
     Runs ``minutes`` of wall time (None: until ``stop`` is set) at ``speed`` times real time;
     see ``simulator.timeline`` for how event time is kept behind the wall clock, and
-    ``simulator.stream`` for how samples become messages.
+    ``simulator.stream`` for how samples become messages. With ``accel_hz`` the first
+    ``accel_patients`` devices (None: all) also publish their raw wrist accelerometer.
     """
+    if accel_hz is not None:
+        check_accel_hz(accel_hz)  # before connecting: a bad rate is the caller's mistake
     timeline = Timeline.plan(now_s=clock(), speed=speed, minutes=minutes, history=history)
-    messages = samples = 0
+    messages = samples = accel_messages = accel_samples = 0
     with Publisher(mqtt_url) as publisher:
         feed = stream(
             patients,
@@ -295,15 +306,22 @@ def simulate(
             sleep=sleep,
             tz=tz,
             rr_intervals=rr_intervals,
+            accel_hz=accel_hz,
+            accel_patients=accel_patients,
         )
         for message in feed:
             publisher.publish(message.topic, message.payload)
             messages += 1
             samples += message.samples
+            if message.accel_samples:
+                accel_messages += 1
+                accel_samples += message.accel_samples
     reached = timeline.event_at(clock() - timeline.wall_start_s)
     return SimulationStats(
         messages=messages,
         samples=samples,
         event_start=datetime.fromtimestamp(timeline.event_start_s, UTC),
         event_end=datetime.fromtimestamp(reached, UTC),
+        accel_messages=accel_messages,
+        accel_samples=accel_samples,
     )

@@ -2,24 +2,29 @@
 
 :func:`stream` is an iterator of :class:`Message` that sleeps until the next sample is due; it
 needs no broker, so the pipeline or a test can consume a simulated ward directly, and
-``simulator.publish.simulate`` only adds the MQTT client. Wire format: docs/wire-format.md.
+``simulator.publish.simulate`` only adds the MQTT client. Wire format: docs/wire-format.md; the
+optional raw accelerometer (``accel_hz``) goes out as waveform chunks, docs/waveforms.md.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from signals.vitals import Metric
+from simulator.motion import FS_RANGE_HZ, WristState, draw_wrist, wrist_accel_block
 from simulator.physiology import SCENARIOS, PatientModel, Samples
-from simulator.timeline import Timeline
+from simulator.timeline import SAMPLE_INTERVAL_S, Timeline
 from simulator.ward import SimPatient
 
 #: Longest a device message grows while a run catches up; live, a message carries one sample.
@@ -29,6 +34,10 @@ BATCH_MAX = 60
 TICK_S = 1.0
 #: Longest single sleep, so that a stop request is noticed promptly.
 MAX_SLEEP_S = 0.2
+#: Seconds of raw accelerometer per waveform message: 750 samples at 25 Hz (about 16 kB of
+#: JSON), well inside ingest's 60 s and 1 MiB a chunk; two a minute, aligned with the minutes the
+#: vitals summarise.
+ACCEL_CHUNK_S = 30
 
 _INTEGERS = frozenset(
     {
@@ -48,6 +57,11 @@ def topic_for(device_id: str) -> str:
     return f"wardwatch/v1/devices/{device_id}/vitals"
 
 
+def waveform_topic_for(device_id: str) -> str:
+    """The MQTT topic a device publishes its waveform chunks (here the accelerometer) on."""
+    return f"wardwatch/v1/devices/{device_id}/waveform"
+
+
 def local_zone() -> tzinfo:
     """The zone devices stamp their samples in: UK time, or UTC where no tz database exists."""
     try:
@@ -58,11 +72,15 @@ def local_zone() -> tzinfo:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One MQTT message: a device's samples as a JSON array."""
+    """One MQTT message: a device's samples as a JSON array, or one accelerometer chunk.
+
+    ``samples`` counts vital-sign samples (0 for a chunk), ``accel_samples`` a chunk's samples.
+    """
 
     topic: str
     payload: bytes
     samples: int
+    accel_samples: int = 0
 
 
 def encode(samples: Samples, tz: tzinfo) -> bytes:
@@ -94,6 +112,130 @@ def encode(samples: Samples, tz: tzinfo) -> bytes:
             row[Metric.RR_INTERVAL.wire_name] = samples.rr_intervals_ms[i].astype(int).tolist()
         rows.append(row)
     return orjson.dumps(rows)
+
+
+def encode_accel(
+    start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
+) -> bytes:
+    """Serialise an accelerometer chunk as a waveform payload, values to the mg (3 decimals).
+
+    >>> encode_accel(0, 25, np.array([[0.0121, -0.5, 0.99949]], np.float32), 7, UTC)
+    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"accel","fs_hz":25,"unit":"g","seq":7,"samples":[[0.012,-0.5,0.999]]}'
+    """
+    rate: float | int = int(fs_hz) if float(fs_hz).is_integer() else float(fs_hz)
+    return orjson.dumps(
+        {
+            "ts": datetime.fromtimestamp(start_s, tz).isoformat(),
+            "kind": "accel",
+            "fs_hz": rate,
+            "unit": "g",
+            "seq": seq,
+            # float64 after rounding, so 0.012 is written "0.012", not float32's 0.0120000001.
+            "samples": np.ascontiguousarray(np.round(values.astype(np.float64), 3)),
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def check_accel_hz(fs_hz: float) -> float:
+    """Return ``fs_hz`` if the simulator can sample the accelerometer at it, else ValueError.
+
+    5-100 Hz, with a whole number of samples in each chunk.
+    """
+    low, high = FS_RANGE_HZ
+    if not (
+        math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * ACCEL_CHUNK_S).is_integer()
+    ):
+        raise ValueError(
+            f"accelerometer rate must be {low:g}-{high:g} Hz with a whole number of samples in"
+            f" {ACCEL_CHUNK_S} s, not {fs_hz!r}"
+        )
+    return float(fs_hz)
+
+
+class AccelDevice:
+    """One device's raw wrist accelerometer, as chunks of :data:`ACCEL_CHUNK_S` seconds.
+
+    Minute ``m`` of the minute model (the minute before the sample stamped ``60·m + offset``)
+    becomes ``60 · fs_hz`` samples over exactly that minute, so the raw signal and the vitals
+    describe the same minutes. An hour of samples is generated at a time, in order, each hour
+    continuing from where the one before left off (``simulator.motion``); its noise comes from
+    ``(noise seed, patient seed, hour)``, the wearer's habits and the sensor's calibration error
+    from the patient seed alone. Chunks are numbered from 0 (``seq``); the first starts at or
+    after ``start_s``, and none is sent past the moment the device falls silent.
+    """
+
+    def __init__(
+        self,
+        model: PatientModel,
+        *,
+        device_id: str,
+        fs_hz: float,
+        patient_seed: int,
+        noise_seed: int,
+        tz: tzinfo,
+    ) -> None:
+        self.model = model
+        self.topic = waveform_topic_for(device_id)
+        self.fs_hz = check_accel_hz(fs_hz)
+        self.wrist = draw_wrist([patient_seed, 0xACC])
+        self._seeds = (noise_seed, patient_seed)
+        self._tz = tz
+        # Minutes run from 60·m + offset - 60, so chunks start at offset (mod ACCEL_CHUNK_S).
+        self._origin_s = model.profile.offset_s - SAMPLE_INTERVAL_S
+        ahead = (model.start_s - self._origin_s) % ACCEL_CHUNK_S
+        self.next_start_s = model.start_s + (ACCEL_CHUNK_S - ahead) % ACCEL_CHUNK_S
+        self.seq = 0
+        self._hour = self._hour_of(self.next_start_s)  # the next hour to generate
+        self._state: WristState | None = None
+        self._blocks: dict[int, npt.NDArray[np.float32]] = {}
+
+    def next_due(self) -> int | None:
+        """Event time at which the next chunk is complete; None once the device is silent."""
+        end = self.next_start_s + ACCEL_CHUNK_S
+        silent = self.model.silent_from_s
+        return None if silent is not None and end > silent else end
+
+    def messages(self, reached: int) -> Iterator[tuple[int, Message]]:
+        """``(end time, message)`` of each chunk complete by event time ``reached``, in order."""
+        while (end := self.next_due()) is not None and end <= reached:
+            start = self.next_start_s
+            hour = self._hour_of(start)
+            first = round((start - self._hour_start(hour)) * self.fs_hz)
+            values = self._block(hour)[first : first + round(ACCEL_CHUNK_S * self.fs_hz)]
+            payload = encode_accel(start, self.fs_hz, values, self.seq, self._tz)
+            self.seq += 1
+            self.next_start_s = end
+            yield end, Message(self.topic, payload, 0, len(values))
+
+    def _hour_of(self, t_s: int) -> int:
+        return (t_s - self._origin_s) // 3600
+
+    def _hour_start(self, hour: int) -> int:
+        return self._origin_s + 3600 * hour
+
+    def _block(self, hour: int) -> npt.NDArray[np.float32]:
+        """The hour's samples, generating the hours up to it in order (each continues the last)."""
+        if hour < self._hour and hour not in self._blocks:
+            raise ValueError(f"hour {hour} of the accelerometer is gone: it only goes forward")
+        while self._hour <= hour:
+            states = self.model.minute_states(self._hour)
+            values, self._state = wrist_accel_block(
+                np.random.default_rng([*self._seeds, self._hour, 0xACC]),
+                fs_hz=self.fs_hz,
+                asleep=states.asleep,
+                walking=states.walking,
+                worn=states.worn,
+                steps=states.steps,
+                severity=states.severity,
+                wrist=self.wrist,
+                state=self._state,
+            )
+            self._blocks = {self._hour: values} | {
+                h: v for h, v in self._blocks.items() if h == self._hour - 1
+            }
+            self._hour += 1
+        return self._blocks[hour]
 
 
 def model_for(
@@ -129,12 +271,18 @@ def stream(
     rr_intervals: bool = False,
     batch_max: int = BATCH_MAX,
     tick_s: float = TICK_S,
+    accel_hz: float | None = None,
+    accel_patients: int | None = None,
 ) -> Iterator[Message]:
     """Yield each device's messages as their samples fall due; ends with a bounded run or ``stop``.
 
     A sample stamped ``ts`` is yielded once the timeline's event time has reached ``ts``, hence
     never before the wall clock does. Rounds of publishing are at least ``tick_s`` apart; in a
     round each device's due samples go out in messages of at most ``batch_max`` samples.
+
+    With ``accel_hz``, the first ``accel_patients`` devices (None: all) also send their raw wrist
+    accelerometer at that rate (:class:`AccelDevice`): a chunk once its last sample's time is
+    reached, in time order with the device's vitals messages.
     """
     zone = local_zone() if tz is None else tz
     start_s = math.ceil(timeline.event_start_s)
@@ -145,22 +293,41 @@ def stream(
         )
         for p in patients
     ]
+    accels: list[AccelDevice | None] = [None] * len(models)
+    if accel_patients is not None and accel_patients < 0:
+        raise ValueError(f"accel_patients must be 0 or more, not {accel_patients}")
+    if accel_hz is not None:
+        check_accel_hz(accel_hz)
+        for i, p in enumerate(patients[:accel_patients]):
+            accels[i] = AccelDevice(
+                models[i][1],
+                device_id=p.device_id,
+                fs_hz=accel_hz,
+                patient_seed=p.seed,
+                noise_seed=seed,
+                tz=zone,
+            )
     cursor = start_s  # every sample stamped before the cursor has been yielded
     end_s = timeline.event_end_s
     last_round = -math.inf
     while not stop.is_set():
         due = [d for _, m in models if (d := m.next_due(cursor)) is not None]
+        due += [d for a in accels if a is not None and (d := a.next_due()) is not None]
         if not due or (end_s is not None and min(due) > end_s):
             return  # every device has fallen silent, or the run ends before the next sample
         elapsed = clock() - timeline.wall_start_s
         reached = math.floor(timeline.event_at(elapsed))
         if min(due) <= reached and elapsed - last_round >= tick_s:
             last_round = elapsed
-            for topic, model in models:
+            for (topic, model), accel in zip(models, accels, strict=True):
                 samples = model.samples(cursor, reached + 1)
-                for first in range(0, len(samples), batch_max):
-                    chunk = samples.take(slice(first, first + batch_max))
-                    yield Message(topic, encode(chunk, zone), len(chunk))
+                messages: Iterable[Message] = _vitals_messages(topic, samples, zone, batch_max)
+                if accel is not None:
+                    messages = _in_time_order(
+                        _timed_vitals(topic, samples, zone, batch_max), accel.messages(reached)
+                    )
+                for message in messages:
+                    yield message
                     if stop.is_set():
                         return
             cursor = reached + 1
@@ -170,3 +337,27 @@ def stream(
             return
         delay = max(wake, last_round + tick_s) - elapsed
         sleep(min(max(delay, 1e-3), MAX_SLEEP_S))  # at least a little: never spin
+
+
+def _vitals_messages(topic: str, samples: Samples, tz: tzinfo, batch_max: int) -> Iterator[Message]:
+    for _, message in _timed_vitals(topic, samples, tz, batch_max):
+        yield message
+
+
+def _timed_vitals(
+    topic: str, samples: Samples, tz: tzinfo, batch_max: int
+) -> Iterator[tuple[int, Message]]:
+    """A device's due samples in messages of at most ``batch_max``, each with its last stamp."""
+    for first in range(0, len(samples), batch_max):
+        chunk = samples.take(slice(first, first + batch_max))
+        yield int(chunk.ts_s[-1]), Message(topic, encode(chunk, tz), len(chunk))
+
+
+def _in_time_order(
+    vitals: Iterator[tuple[int, Message]], accel: Iterator[tuple[int, Message]]
+) -> Iterator[Message]:
+    """Merge by time; at a tie the vitals sample first (it summarises the minute just ended)."""
+    tagged_vitals = ((t, 0, m) for t, m in vitals)
+    tagged_accel = ((t, 1, m) for t, m in accel)
+    for _, _, message in heapq.merge(tagged_vitals, tagged_accel, key=lambda x: (x[0], x[1])):
+        yield message

@@ -39,6 +39,26 @@ def _positive(text: str) -> float:
     return value
 
 
+def _accel_hz(text: str) -> float | None:
+    """An accelerometer rate for the simulator; 0 turns it off."""
+    from simulator.stream import check_accel_hz  # noqa: PLC0415 - numpy only when asked
+
+    value = float(text)
+    if value == 0:
+        return None
+    try:
+        return check_accel_hz(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _when(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -246,6 +266,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         enrol=not args.no_enrol,
         stop=stop,
+        accel_hz=args.accel_hz,
+        accel_patients=args.accel_patients,
     )
     print(stats)
     return 0
@@ -283,6 +305,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=stop,
         prefer_installed=args.services == "auto",
+        accel_hz=args.accel_hz,
+        accel_patients=args.accel_patients,
     )
 
 
@@ -497,6 +521,19 @@ def _add_service_commands(sub: Any) -> None:
         default="auto",
         help="auto: installed mosquitto/PostgreSQL if present; pip: always the pip-installed ones",
     )
+    p.add_argument(
+        "--accel-hz",
+        type=_accel_hz,
+        default=10.0,
+        help="raw wrist accelerometer rate of the first --accel-patients devices, 5-100 Hz;"
+        " 0 turns it off (default %(default)s)",
+    )
+    p.add_argument(
+        "--accel-patients",
+        type=_count,
+        default=2,
+        help="how many patients' devices send the accelerometer (default %(default)s)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the long-running service: ingest, scoring, alerts, dashboard")
@@ -643,6 +680,19 @@ def _add_simulator_commands(sub: Any) -> None:
     p.add_argument("--minutes", type=_positive, default=None)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-enrol", action="store_true", help="do not enrol the simulated devices")
+    p.add_argument(
+        "--accel-hz",
+        type=_accel_hz,
+        default=None,
+        help="also publish each device's raw wrist accelerometer at this rate, 5-100 Hz, as"
+        " waveform chunks (default: off; docs/simulator.md)",
+    )
+    p.add_argument(
+        "--accel-patients",
+        type=_count,
+        default=None,
+        help="only the first N patients' devices send the accelerometer (default: all)",
+    )
     _connection_flags(p)
     p.set_defaults(func=cmd_simulate)
 

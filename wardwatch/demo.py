@@ -55,16 +55,31 @@ def simulate(
     seed: int,
     enrol: bool,
     stop: threading.Event,
+    accel_hz: float | None = None,
+    accel_patients: int | None = None,
 ) -> str:
     ward = make_ward(patients, seed=seed, scenario=scenario)
     if enrol:
         enrol_ward(settings.database_url, ward, _event_start(speed, minutes))
     stats = sim_run(
-        ward, mqtt_url=settings.mqtt_url, speed=speed, minutes=minutes, seed=seed, stop=stop
+        ward,
+        mqtt_url=settings.mqtt_url,
+        speed=speed,
+        minutes=minutes,
+        seed=seed,
+        stop=stop,
+        accel_hz=accel_hz,
+        accel_patients=accel_patients,
+    )
+    accel = (
+        f", {stats.accel_messages} of them accelerometer chunks ({stats.accel_samples} samples"
+        f" at {accel_hz:g} Hz)"
+        if accel_hz is not None
+        else ""
     )
     return (
-        f"published {stats.messages} messages ({stats.samples} samples) for {len(ward)} patients,"
-        f" event time {stats.event_start:%Y-%m-%d %H:%M} → {stats.event_end:%H:%M} UTC"
+        f"published {stats.messages} messages ({stats.samples} samples) for {len(ward)} patients"
+        f"{accel}, event time {stats.event_start:%Y-%m-%d %H:%M} → {stats.event_end:%H:%M} UTC"
     )
 
 
@@ -123,6 +138,8 @@ def _simulate_until_done(
     minutes: float | None,
     seed: int,
     stop: threading.Event,
+    accel_hz: float | None = None,
+    accel_patients: int | None = None,
 ) -> None:
     """Run the simulator on its own thread so that Ctrl-C (``stop``) is noticed at once."""
     sim_stop = threading.Event()
@@ -130,7 +147,16 @@ def _simulate_until_done(
 
     def simulate_ward() -> None:
         try:
-            sim_run(ward, mqtt_url=mqtt_url, speed=speed, minutes=minutes, seed=seed, stop=sim_stop)
+            sim_run(
+                ward,
+                mqtt_url=mqtt_url,
+                speed=speed,
+                minutes=minutes,
+                seed=seed,
+                stop=sim_stop,
+                accel_hz=accel_hz,
+                accel_patients=accel_patients,
+            )
         finally:
             done.set()
 
@@ -152,8 +178,14 @@ def run_demo(
     seed: int,
     stop: threading.Event,
     prefer_installed: bool = True,
+    accel_hz: float | None = None,
+    accel_patients: int | None = None,
 ) -> int:
-    """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard."""
+    """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard.
+
+    With ``accel_hz``, the first ``accel_patients`` devices (None: all) also send their raw
+    wrist accelerometer (``wardwatch demo`` asks for 2 at 10 Hz: light at the demo's 60x).
+    """
     host, port = parse_http_addr(http_addr)
     data_dir.mkdir(parents=True, exist_ok=True)
     out = sys.stdout
@@ -170,7 +202,9 @@ def run_demo(
                 print(f"wardwatch demo: {exc}; try --http-addr 127.0.0.1:0", file=sys.stderr)
                 return 1
             print(f"\ndashboard: {svc.dashboard_url}/  (Ctrl-C stops everything)\n", file=out)
-            _simulate_until_done(ward, urls.mqtt_url, speed, minutes, seed, stop)
+            _simulate_until_done(
+                ward, urls.mqtt_url, speed, minutes, seed, stop, accel_hz, accel_patients
+            )
             if not stop.is_set():
                 # Let ingest take what is still queued before the summary.
                 deadline = time.monotonic() + 30
