@@ -48,7 +48,7 @@ from signals.risk import PatientRisk
 from signals.vitals import Metric, Readings
 from signals.waveforms import WaveformChunk, WaveformKind, join_chunks
 from storage import alerts as alert_store
-from storage import assignments, devices
+from storage import assignments, devices, retention
 from storage import motion as motion_store
 from storage import policy as policy_store
 from storage import readings as readings_store
@@ -472,6 +472,35 @@ def _accel_calibration(
             log.info("device %s: accelerometer not calibrated yet", device_id)
     motion_store.save_calibration(conn, device_id, means, fitted, now=now)
     return fitted or last_good
+
+
+def make_pruned_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "wardwatch_rows_pruned",
+        "Raw rows deleted by retention (waveform chunks, message numbers); readings never",
+        ["table"],
+        registry=registry,
+    )
+
+
+def prune_raw(
+    conn: Conn,
+    *,
+    now: datetime,
+    waveforms_for: timedelta,
+    seq_for: timedelta,
+    pruned: Counter | None = None,
+) -> retention.Pruned:
+    """Delete raw waveforms older than ``waveforms_for`` once derived, and message numbers older
+    than ``seq_for`` (storage.retention); the clinical record is never pruned."""
+    done = retention.prune(conn, waveforms_before=now - waveforms_for, seq_before=now - seq_for)
+    if pruned is not None:
+        pruned.labels(table="waveforms").inc(done.waveforms)
+        pruned.labels(table="message_seq").inc(done.message_seq)
+    if done.waveforms or done.message_seq:
+        log.info("retention: %d waveform chunks, %d message numbers deleted",
+                 done.waveforms, done.message_seq)  # fmt: skip
+    return done
 
 
 def make_sent_counter(registry: CollectorRegistry) -> Counter:

@@ -54,6 +54,11 @@ class Options:
     derive_tick_s: float = 60.0  # breathing rate from PPG, a minute at a time
     sensor_tick_s: float = 300.0  # stuck or noisy sensors, judged over the last hour
     risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
+    # Raw waveforms are kept a week once derived (a clinician may want to see an ECG from the
+    # days before an alert); message numbers a day, far beyond the gap check's hour.
+    waveform_retention: timedelta = timedelta(days=7)
+    seq_retention: timedelta = timedelta(days=1)
+    retention_tick_s: float = 3600.0
     freshness: timedelta = timedelta(minutes=60)
     client_id: str | None = None  # overrides Settings.client_id (tests)
     max_batch: int = 2000
@@ -150,6 +155,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
     metrics = pipe.PipelineMetrics.create(registry)
     sent = jobs.make_sent_counter(registry)
     dead_lettered = jobs.make_dead_letter_counter(registry)
+    pruned = jobs.make_pruned_counter(registry)
     channels = build_channels(settings, options, clock)
     channel_names = tuple(channels)
     stop = threading.Event()
@@ -305,6 +311,12 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             jobs.derive_resp_rate(conn, now=clock())
             jobs.derive_motion(conn, now=clock())
 
+        def retention(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            jobs.prune_raw(
+                conn, now=clock(), waveforms_for=options.waveform_retention,
+                seq_for=options.seq_retention, pruned=pruned,
+            )  # fmt: skip
+
         def risk(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.assess_risk(conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised)
 
@@ -316,6 +328,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (derive, options.derive_tick_s),
             (sensors, options.sensor_tick_s),
             (risk, options.risk_tick_s),
+            (retention, options.retention_tick_s),
         ):
             scheduler.add_job(
                 job(fn), "interval", seconds=every, id=fn.__name__, max_instances=1, coalesce=True
