@@ -54,6 +54,7 @@ test: $(STAMP) browser lint
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.signals
+	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.latency
 

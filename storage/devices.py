@@ -346,6 +346,54 @@ def recent_series(
     return out
 
 
+Series = dict[Metric, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
+
+
+def recent_series_many(
+    conn: Conn, device_ids: Iterable[str], metrics: Sequence[Metric], *, span: timedelta
+) -> dict[str, Series]:
+    """``recent_series`` of many devices in one query: what it returns for each device.
+
+    Each device's readings of ``metrics`` over the ``span`` before that device's own latest one
+    (event time), in time order, as one pair of arrays per metric; every device asked for is in
+    the result, and every metric, empty where there was nothing. The latest reading is found per
+    metric on the key's index (one short backward scan each) and each metric's rows are
+    aggregated into arrays in the database, so the rows cross as a few arrays per device.
+    """
+    ids = list(dict.fromkeys(device_ids))
+    codes = list(dict.fromkeys(int(m) for m in metrics))
+    out: dict[str, Series] = {
+        d: {m: (np.empty(0, np.int64), np.empty(0, np.float64)) for m in metrics} for d in ids
+    }
+    if not ids or not codes:
+        return out
+    with conn.cursor(binary=True) as cur:
+        # The planner cannot know that an hour is a sliver of each device's rows and, past a few
+        # days of history, JIT-compiles this cheap query (~0.1 s, three times the query on a ward
+        # of 200). Off for this statement only; the setting is put back as it was.
+        jit = cur.execute("select current_setting('jit'), set_config('jit', 'off', true)")
+        was = cast(tuple[str, str], jit.fetchone())[0]
+        rows = cur.execute(
+            "select d.id, m.code, s.ts, s.value from unnest(%(d)s::text[]) d(id)"
+            " cross join lateral (select max(x.ts) as last from unnest(%(m)s::int2[]) l(code)"
+            "   cross join lateral (select max(ts) as ts from readings"
+            "     where device_id = d.id and metric = l.code) x) latest"
+            " cross join unnest(%(m)s::int2[]) m(code)"
+            f" cross join lateral (select array_agg({_EPOCH_US.format('ts')} order by ts) as ts,"
+            "   array_agg(value order by ts) as value from readings"
+            "   where device_id = d.id and metric = m.code and ts > latest.last - %(span)s) s"
+            " where latest.last is not null and s.ts is not null",
+            {"d": ids, "m": codes, "span": span},
+        ).fetchall()
+        cur.execute("select set_config('jit', %s, true)", (was,))
+    for device, code, ts, values in rows:
+        out[cast(str, device)][Metric(cast(int, code))] = (
+            np.array(ts, dtype=np.int64),
+            np.array(values, dtype=np.float64),
+        )
+    return out
+
+
 def set_sensor_faults(
     conn: Conn, patient_id: str, device_id: str, faults: Mapping[Metric, str], *, now: datetime
 ) -> None:

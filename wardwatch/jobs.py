@@ -166,14 +166,18 @@ def check_sensors(
     noisy sensor is recorded (ingest then scores it as not measured) and raises the technical
     "sensor" alert, resolved when the sensor recovers.
 
-    One query per device every few minutes: cheap for a ward, to be batched for thousands.
+    One query reads every assigned device's last hour (``devices.recent_series_many``, the same
+    rows as ``recent_series`` per device); each device is then labelled here, one at a time.
     """
     found: dict[str, dict[Metric, Quality]] = {}
     with conn.transaction():
-        for c in assignments.current_contacts(conn, now):
+        contacts = assignments.current_contacts(conn, now)
+        recent = devices.recent_series_many(
+            conn, [c.device_id for c in contacts], SENSOR_METRICS, span=SENSOR_SPAN
+        )
+        for c in contacts:
             labels: dict[Metric, Quality] = {}
-            series = devices.recent_series(conn, c.device_id, SENSOR_METRICS, span=SENSOR_SPAN)
-            for metric, (ts, values) in series.items():
+            for metric, (ts, values) in recent[c.device_id].items():
                 if ts.size == 0:
                     continue
                 start = int(ts.max()) + 1 - int(SENSOR_SPAN.total_seconds() * 1e6)
