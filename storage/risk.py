@@ -95,18 +95,29 @@ def days(conn: Conn, patient_id: str, *, limit: int = 30) -> list[RiskDay]:
 
 
 def event_span(conn: Conn, patient_id: str) -> tuple[int, int, int] | None:
-    """First and last event time (µs) of the patient's readings, and the latest UTC offset."""
+    """First and last event time (µs) of the patient's readings, and the latest UTC offset.
+
+    Two index probes per metric (the ``readings_patient`` index is (patient, metric, ts)), not a
+    scan of the whole stay: the risk job asks on every tick for every patient, and a plain
+    min/max over a fortnight of readings cost more than scoring the day (bench.jobs).
+    """
     row = conn.execute(
-        "select (extract(epoch from min(ts)) * 1000000)::int8,"
-        " (extract(epoch from max(ts)) * 1000000)::int8,"
-        " (select utc_offset_min from readings where patient_id = %(p)s"
-        "  order by ts desc limit 1)"
-        " from readings where patient_id = %(p)s",
-        {"p": patient_id},
+        "select (extract(epoch from min(f.ts)) * 1000000)::int8,"
+        " (extract(epoch from max(l.ts)) * 1000000)::int8,"
+        " (array_agg(l.utc_offset_min order by l.ts desc nulls last))[1]"
+        " from unnest(%(m)s::int2[]) m(code)"
+        " left join lateral (select ts from readings where patient_id = %(p)s"
+        "   and metric = m.code order by ts limit 1) f on true"
+        " left join lateral (select ts, utc_offset_min from readings where patient_id = %(p)s"
+        "   and metric = m.code order by ts desc limit 1) l on true",
+        {"p": patient_id, "m": _ALL_METRICS},
     ).fetchone()
     if row is None or row[0] is None:
         return None
     return int(row[0]), int(row[1]), int(row[2])  # type: ignore[call-overload]
+
+
+_ALL_METRICS = [int(m) for m in Metric]
 
 
 _DAY_METRICS = [
