@@ -397,10 +397,13 @@ def recent_series_many(
 def set_sensor_faults(
     conn: Conn, patient_id: str, device_id: str, faults: Mapping[Metric, str], *, now: datetime
 ) -> None:
-    """Record the patient's current sensor faults (metric → label); clear the others."""
+    """Record the faults ``device_id`` shows for the patient (metric → label); clear the others
+    *of this device*: a patient wearing a watch and an oximeter keeps the oximeter's stuck SpO2
+    when the watch is checked after it."""
     conn.execute(
-        "delete from sensor_faults where patient_id = %s and not (metric = any(%s))",
-        (patient_id, [int(m) for m in faults]),
+        "delete from sensor_faults where patient_id = %s and device_id = %s"
+        " and not (metric = any(%s))",
+        (patient_id, device_id, [int(m) for m in faults]),
     )
     for metric, label in faults.items():
         conn.execute(
@@ -411,6 +414,17 @@ def set_sensor_faults(
             "   then sensor_faults.since else excluded.since end",
             (patient_id, int(metric), device_id, label, now),
         )
+
+
+def clear_sensor_faults_except(conn: Conn, current: Iterable[tuple[str, str]]) -> int:
+    """Drop faults of devices no longer assigned to the patient: a returned oximeter's frozen
+    SpO2 must not keep the patient's SpO2 "not measured". ``current``: (patient, device) pairs."""
+    pairs = list(current)
+    return conn.execute(
+        "delete from sensor_faults where (patient_id, device_id) not in"
+        " (select * from unnest(%s::text[], %s::text[]))",
+        ([p for p, _ in pairs], [d for _, d in pairs]),
+    ).rowcount
 
 
 def sensor_faults(conn: Conn, patient_ids: Iterable[str]) -> dict[str, dict[Metric, str]]:

@@ -189,6 +189,7 @@ def check_sensors(
             found[c.device_id] = labels
             bad = {m: q.label for m, q in labels.items() if q in SENSOR_FAULTS}
             devices.set_sensor_faults(conn, c.patient_id, c.device_id, bad, now=now)
+        devices.clear_sensor_faults_except(conn, [(c.patient_id, c.device_id) for c in contacts])
 
     def condition(c: assignments.Contact) -> Condition | None:
         return sensor_condition(c.patient_id, c.device_id, found.get(c.device_id, {}))

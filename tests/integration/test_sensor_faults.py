@@ -93,3 +93,40 @@ def test_a_frozen_heart_rate_is_kept_out_of_news2_and_said_so(database_url: str,
         assert devices.sensor_faults(conn, [patient]) == {}
         states = {a.rule: a.state for a in alert_store.list_alerts(conn) if a.patient_id == patient}
     assert states[Rule.SENSOR] is AlertState.RESOLVED
+
+
+def test_a_patients_two_devices_keep_their_own_faults(database_url: str, uid: str) -> None:
+    # A watch (SpO2 fine) and an oximeter whose pulse rate froze for the hour: checking the watch
+    # after the oximeter must not clear the oximeter's fault; returning the oximeter clears it.
+    watch, oximeter, patient = f"watch-{uid}", f"ox-{uid}", f"pt-{uid}"
+    n = 60
+    ts = np.array([_us(T0 + timedelta(minutes=k)) for k in range(n)], dtype=np.int64)
+
+    def rows(device: str, metric: Metric, values: np.ndarray) -> Readings:
+        return Readings(
+            device_id=np.full(n, device, dtype=object),
+            patient_id=np.full(n, patient, dtype=object),
+            metric=np.full(n, int(metric), np.int16), ts_us=ts, value=values,
+            utc_offset_min=np.zeros(n, np.int16), received_us=ts,
+        )  # fmt: skip
+
+    with psycopg.connect(database_url) as conn:
+        for device in (oximeter, watch):  # the watch is checked last
+            assignments.enrol(conn, device_id=device, patient_id=patient, ward="w",
+                              valid_from=T0 - timedelta(days=1))  # fmt: skip
+        with conn.transaction():
+            insert_readings(conn, rows(watch, Metric.SPO2, 95.0 + np.arange(n) % 3))
+            insert_readings(conn, rows(oximeter, Metric.HEART_RATE, np.full(n, 72.0)))  # frozen
+        now = T0 + timedelta(hours=1)
+        for _ in range(2):  # whatever order the devices come in, twice over
+            jobs.check_sensors(conn, now=now, policy=Policy())
+            assert devices.sensor_faults(conn, [patient]) == {patient: {Metric.HEART_RATE: "stuck"}}
+        # The job's device order is the database's; the rule itself, in both orders:
+        for first, second in ((oximeter, watch), (watch, oximeter)):
+            faults = {oximeter: {Metric.HEART_RATE: "stuck"}, watch: {}}
+            devices.set_sensor_faults(conn, patient, first, faults[first], now=now)
+            devices.set_sensor_faults(conn, patient, second, faults[second], now=now)
+            assert devices.sensor_faults(conn, [patient]) == {patient: {Metric.HEART_RATE: "stuck"}}
+        assignments.end(conn, device_id=oximeter, at=now)
+        jobs.check_sensors(conn, now=now + timedelta(minutes=5), policy=Policy())
+        assert devices.sensor_faults(conn, [patient]) == {}
