@@ -47,8 +47,9 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Protocol
 
 from signals.risk import Assessment, Feature, PatientRisk
 
@@ -57,8 +58,10 @@ __all__ = [
     "DETECT_BEFORE_DAYS",
     "ILLNESS_AFTER_DAYS",
     "ILLNESS_BEFORE_DAYS",
+    "DayModel",
     "Episode",
     "Evaluation",
+    "NightSignal",
     "Outcome",
     "episode",
     "evaluate",
@@ -74,6 +77,59 @@ ILLNESS_BEFORE_DAYS = 21
 ILLNESS_AFTER_DAYS = 28
 
 DayValues = Mapping[Feature, float | None]
+
+
+class Alarming(Protocol):
+    @property
+    def alarm(self) -> bool: ...
+
+
+class DayModel(Protocol):
+    """Anything stepped one day at a time that says whether the day alarms: ``PatientRisk``,
+    or a published rule run on the same data for comparison (``NightSignal``)."""
+
+    def step(self, values: DayValues) -> Alarming: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NightSignalDay:
+    alarm: bool
+    elevated: bool
+
+
+@dataclass(slots=True)
+class NightSignal:
+    """Alavi et al. 2022's published alert rule, for comparison on the same data, not ours.
+
+    Their NightSignal state machine (Nat Med 2022, Extended Data Fig. 3) raises a red alert
+    "if for two consecutive nights, the average RHR overnight is at least four bpm above the
+    calculated baseline (streaming median of averages of RHR overnight)". Implemented as said:
+    the baseline is the median of every earlier night's resting heart rate; a night is elevated
+    at ≥ baseline + 4 /min; a night alarms when it and the night before (the previous calendar
+    day, measured) are both elevated. The paper's other states (yellow alerts, recovery) change
+    what a user sees, not when red fires; the minimum number of nights before a baseline counts
+    is not given there, so ours (7, as ``RollingRobust``) is used. Only resting heart rate is
+    read: the rule Alavi's 80 % came from.
+    """
+
+    min_nights: int = 7
+    elevation_bpm: float = 4.0
+    nights: list[float] = field(default_factory=list)
+    _was_elevated: bool = False
+
+    def step(self, values: DayValues) -> NightSignalDay:
+        rhr = values.get(Feature.RESTING_HR)
+        if rhr is None or not math.isfinite(rhr):
+            self._was_elevated = False  # a night without a value breaks "consecutive"
+            return NightSignalDay(alarm=False, elevated=False)
+        elevated = (
+            len(self.nights) >= self.min_nights
+            and rhr >= statistics.median(self.nights) + self.elevation_bpm
+        )
+        alarm = elevated and self._was_elevated
+        self.nights.append(rhr)
+        self._was_elevated = elevated
+        return NightSignalDay(alarm=alarm, elevated=elevated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,14 +333,20 @@ def episode(
     onset: date | None,
     days: Sequence[tuple[date, DayValues]],
     *,
-    make_risk: Callable[[], PatientRisk] = PatientRisk,
+    make_risk: Callable[[], DayModel] = PatientRisk,
 ) -> Episode:
-    """Replay ``days`` and keep the monitored days and those of them that alarmed."""
+    """Replay ``days`` through a fresh model and keep the monitored days and those that alarmed.
+
+    Every calendar day is stepped, as in :func:`replay` (a missing day steps with no values).
+    """
+    if any(a >= b for (a, _), (b, _) in itertools.pairwise(days)):
+        raise ValueError("days must be strictly ascending, one entry per day")
     monitored = {d for d, values in days if has_data(values)}
-    assessed = replay(days, make_risk=make_risk)
-    return Episode(
-        patient,
-        onset,
-        tuple(sorted(monitored)),
-        tuple(d for d, a in assessed if a.alarm and d in monitored),
-    )
+    alarmed: list[date] = []
+    if days:
+        given, model = dict(days), make_risk()
+        for i in range((days[-1][0] - days[0][0]).days + 1):
+            day = days[0][0] + timedelta(days=i)
+            if model.step(given.get(day, {})).alarm and day in monitored:
+                alarmed.append(day)
+    return Episode(patient, onset, tuple(sorted(monitored)), tuple(alarmed))

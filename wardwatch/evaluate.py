@@ -29,7 +29,9 @@ from signals.evaluation import (
     DETECT_BEFORE_DAYS,
     ILLNESS_AFTER_DAYS,
     ILLNESS_BEFORE_DAYS,
+    DayModel,
     Evaluation,
+    NightSignal,
     episode,
     evaluate,
     replay,
@@ -81,6 +83,10 @@ WEARABLE_COLUMNS: Final[Mapping[Feature, str]] = {
     Feature.TEMPERATURE: "body_temperature_avg",
     Feature.STEPS: "steps_count",
 }
+
+#: Alavi 2022's own alert rule (signals.evaluation.NightSignal) on the same data: tells the
+#: data's limits from the model's.
+NIGHTSIGNAL: Final = "Alavi's rule"
 
 #: Resting heart rate alone, as Alavi 2022 alerted on; a labelled variant, never the headline.
 RESTING_HR_ONLY: Final = {Feature.RESTING_HR: DEFAULT_RULES[Feature.RESTING_HR]}
@@ -301,7 +307,7 @@ def _exclusion(p: Participant) -> str | Included:
     return Included(p, baseline, window)
 
 
-def _evaluate(included: tuple[Included, ...], make_risk: Callable[[], PatientRisk]) -> Evaluation:
+def _evaluate(included: tuple[Included, ...], make_risk: Callable[[], DayModel]) -> Evaluation:
     return evaluate(
         episode(i.participant.code, i.participant.onset, i.participant.days, make_risk=make_risk)
         for i in included
@@ -349,6 +355,7 @@ def run_welltory(data_dir: Path) -> WelltoryReport:
                 "resting HR only",
                 _evaluate(chosen, lambda: PatientRisk(rules=RESTING_HR_ONLY)),
             ),
+            (NIGHTSIGNAL, _evaluate(chosen, NightSignal)),
         ),
         in_control_deviation_sd=_in_control_deviation(chosen),
     )
@@ -440,8 +447,10 @@ def format_report(r: WelltoryReport) -> str:
         lines.append(f"{name:<{width}}  " + "  ".join(f"{c[i]:>20}" for _, c in columns))
     lines.append(
         "resting HR only: the same participants and CUSUM with resting heart rate the only\n"
-        "feature, as Alavi 2022 alerted on; a comparison, not the result. False alert-days per\n"
-        "person depend on how long each was watched. Small n: read the rows, not the summary."
+        "feature, as Alavi 2022 alerted on; Alavi's rule: their published NightSignal red alert\n"
+        "(two nights in a row >= 4/min above the median of earlier nights) on the same data.\n"
+        "Comparisons, not the result. False alert-days per person depend on how long each was\n"
+        "watched. Small n: read the rows, not the summary."
     )
     return "\n".join(lines)
 
@@ -531,7 +540,7 @@ def run_simulated(n_patients: int = 20, *, days: int = 21, seed: int = 1) -> Sim
 
     courses = list(cohort(n_patients, seed=seed, days=days))
 
-    def run(make_risk: Callable[[], PatientRisk]) -> Evaluation:
+    def run(make_risk: Callable[[], DayModel]) -> Evaluation:
         return evaluate(
             episode(c.patient_id, c.onset, c.days, make_risk=make_risk) for c in courses
         )
@@ -542,7 +551,10 @@ def run_simulated(n_patients: int = 20, *, days: int = 21, seed: int = 1) -> Sim
         seed=seed,
         scenarios={c.patient_id: c.scenario for c in courses},
         main=run(PatientRisk),
-        variants=(("resting HR only", run(lambda: PatientRisk(rules=RESTING_HR_ONLY))),),
+        variants=(
+            ("resting HR only", run(lambda: PatientRisk(rules=RESTING_HR_ONLY))),
+            (NIGHTSIGNAL, run(NightSignal)),
+        ),
     )
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from signals.evaluation import Episode, Outcome, episode, evaluate, has_data, replay
+from signals.evaluation import (
+    Episode,
+    NightSignal,
+    Outcome,
+    episode,
+    evaluate,
+    has_data,
+    replay,
+)
 from signals.risk import Feature, PatientRisk
 from wardwatch import cli
 from wardwatch.evaluate import (
@@ -201,6 +209,29 @@ def test_episode_counts_alarms_only_on_monitored_days() -> None:
     assert has_data({Feature.STEPS: math.nan}) is False
 
 
+def test_nightsignal_alarms_on_the_second_night_at_4_above_the_median() -> None:
+    # Alavi 2022, Extended Data Fig. 3: red alert when two consecutive nights are at least
+    # 4 beats/min above the streaming median of earlier nights.
+    model = NightSignal()
+    usual = [60.0, 61.0, 59.0, 60.0, 62.0, 58.0, 60.0]  # median 60
+    assert not any(model.step(hr(v)).alarm for v in usual)
+    first, second = model.step(hr(64.0)), model.step(hr(64.0))  # both exactly +4
+    assert (first.elevated, first.alarm) == (True, False)
+    assert second.alarm
+    # The median now includes the two raised nights (60 of nine values): 63.9 is not +4.
+    assert model.step(hr(63.9)).alarm is False
+
+    fresh = NightSignal()
+    for v in usual:
+        fresh.step(hr(v))
+    fresh.step(hr(66.0))
+    fresh.step({})  # a night without a value breaks "consecutive"
+    assert fresh.step(hr(66.0)).alarm is False
+    # Under 7 earlier nights there is no baseline: nothing is elevated.
+    early = NightSignal()
+    assert [early.step(hr(v)).elevated for v in (60.0, 60.0, 90.0, 90.0)] == [False] * 4
+
+
 # --- the Welltory evaluation --------------------------------------------------------------------
 
 
@@ -226,7 +257,8 @@ def test_welltory_figures_are_pinned() -> None:
     36.25 false alert-days per person. Now: 116 participants; 12 evaluated. 4/12 detected
     (33 %), 1 of them carried in (+14); the others -7, -6, -2 days (after onset). 66 false
     alert-days over 868 monitored days outside illness windows: 5.5 per person, 2.28 per 30
-    days. Resting HR only: 2/12 (+1, 0 days), 6.17 per person. Alavi 2022: 80 %, 3 days, 1.15.
+    days. Resting HR only: 2/12 (+1, 0 days), 6.17 per person. Alavi's NightSignal rule on the
+    same data: 3/12 (-3, +10, 0 days), 2.33 per person. Alavi 2022: 80 %, 3 days, 1.15.
     A change to these numbers is a change to the model or the data: update the docs too.
     """
     r = run_welltory(WELLTORY)
@@ -252,10 +284,16 @@ def test_welltory_figures_are_pinned() -> None:
     assert ev.false_alert_days_per_30_days == pytest.approx(2.2811, abs=1e-4)
     assert [o.false_alert_days for o in ev.outcomes] == [3, 18, 0, 0, 0, 0, 0, 16, 7, 0, 0, 22]
 
-    [(label, hr_only)] = r.variants
+    [(label, hr_only), (label2, nightsignal)] = r.variants
     assert label == "resting HR only"
     assert (hr_only.n_detected, hr_only.n_carried_in, hr_only.lead_days) == (2, 0, (1, 0))
     assert (hr_only.false_alert_days, hr_only.days_outside_illness) == (74, 868)
+    # Alavi's own published rule on the same participants: 3/12, not their 80 %, so the data,
+    # not only our model, stands between these figures and theirs (docs/risk.md).
+    assert label2 == "Alavi's rule"
+    assert (nightsignal.n_detected, nightsignal.n_carried_in) == (3, 0)
+    assert nightsignal.lead_days == (-3, 10, 0)
+    assert (nightsignal.false_alert_days, nightsignal.days_outside_illness) == (28, 868)
 
     # What healthy days feed the CUSUM: above the half-normal's 0.40, below the 1.0 slack.
     assert r.in_control_deviation_sd == pytest.approx(0.6394, abs=1e-4)
