@@ -41,7 +41,7 @@ from signals.activity import (
     still_window_means,
 )
 from signals.daily import daily_features, day_of, day_window
-from signals.derived import resp_rate_minutes
+from signals.derived import ECG_SETTLE_US, ecg_beats, resp_rate_minutes
 from signals.motion import CONTEXT_US, merge_still_means, motion_minutes
 from signals.quality import Quality, label_windows
 from signals.risk import PatientRisk
@@ -370,6 +370,61 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
             )
             stored += readings_store.insert_readings(conn, batch).stored
             devices.set_derived_until(conn, c.device_id, "resp_rate", _utc(int(ts.max())))
+    return stored
+
+
+#: An ECG segment that ended this long ago is finished (the device stopped sending): its last
+#: beats are final and need no more waiting.
+ECG_QUIET = timedelta(minutes=2)
+
+
+def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+    """Beat-to-beat intervals and heart rate from each device's raw ECG (signals.derived).
+
+    An ECG patch may stream the waveform and nothing else: its R peaks (``ecg_r_peaks``) give
+    the RR intervals the nightly HRV needs and a heart rate per minute for NEWS2, stored under
+    ``<device>/derived``. What the device reports itself (its own RR intervals, its own heart
+    rate) is not derived again. Each run continues from where the last settled
+    (``derived_progress``), at most ``lookback`` back, with the 70 s before as context (an
+    interval needs its first beat, a minute all of its beats). Returns the readings stored.
+    """
+    stored = 0
+    for c in assignments.current_contacts(conn, now):
+        with conn.transaction():
+            got = conn.execute(
+                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                (_DERIVE_LOCK, c.device_id + ":beats"),
+            ).fetchone()
+            if not (got and got[0]):
+                continue
+            done = devices.derived_until(conn, c.device_id, "beats")
+            since = max(done or now - lookback, now - lookback, c.valid_from)
+            start = since - timedelta(seconds=70)
+            chunks = devices.load_waveform(conn, c.device_id, WaveformKind.ECG, start, now)
+            if not chunks:
+                continue
+            wanted = [
+                (metric, column)
+                for metric, column in ((Metric.RR_INTERVAL, "rr"), (Metric.HEART_RATE, "hr"))
+                if not devices.reports(conn, c.device_id, metric, since, now)
+            ]
+            after_us = int(since.timestamp() * 1_000_000)
+            quiet_from = int((now - ECG_QUIET).timestamp() * 1_000_000)
+            derived = _Derived(c.device_id, c.patient_id, _utc_offset_min(conn, c.device_id), now)
+            batches, settled = [], after_us
+            for segment in join_chunks(chunks).segments:
+                end = segment.end_us
+                settled_to = end - ECG_SETTLE_US if end > quiet_from else end
+                if settled_to <= after_us:
+                    continue
+                beats = ecg_beats(segment, after_us=after_us, settled_to_us=settled_to)
+                found = {"rr": (beats.rr_ts_us, beats.rr_ms), "hr": (beats.hr_ts_us, beats.hr_bpm)}
+                batches += [derived.readings(m, *found[col]) for m, col in wanted]
+                settled = max(settled, settled_to)
+            if batches:
+                stored += readings_store.insert_readings(conn, Readings.concat(batches)).stored
+            if settled > after_us:
+                devices.set_derived_until(conn, c.device_id, "beats", _utc(settled))
     return stored
 
 

@@ -310,6 +310,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
         def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.derive_resp_rate(conn, now=clock())
             jobs.derive_motion(conn, now=clock())
+            jobs.derive_beats(conn, now=clock())
 
         def retention(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.prune_raw(

@@ -1,0 +1,158 @@
+"""Beat-to-beat intervals and heart rate from a real ECG streamed through the real pipeline.
+
+Ten minutes of MIT-BIH record 100 (lead MLII, 360 Hz; tests/data/mitdb) are sent as an ECG patch
+would, 30-s chunks on the waveform topic, into PostgreSQL; the job must store the intervals and
+per-minute heart rates the pure core (signals.derived.ecg_beats) finds on the same samples,
+whether it runs once or every 45 s as the data arrives, each reading once, and the heart rate
+must match the cardiologists' reference beats.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import numpy as np
+import orjson
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingest import pipeline as pipe
+from signals.derived import ecg_beats
+from signals.vitals import Metric
+from signals.waveforms import WaveformChunk, WaveformKind
+from storage import assignments
+from storage.devices import DERIVED_SUFFIX
+from tests.unit.test_beats_ecg import load_record
+from wardwatch import jobs
+
+pytestmark = pytest.mark.integration
+
+FS = 360
+MINUTES = 10
+T0 = datetime(2026, 11, 28, 3, 0, 7, tzinfo=UTC)  # not on a minute: minutes are the clock's
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+@pytest.fixture(scope="module")
+def record() -> tuple[np.ndarray, np.ndarray]:
+    ecg, ref = load_record("100")
+    n = MINUTES * 60 * FS
+    return np.round(ecg[:n], 3), ref[ref < n]
+
+
+def _send(
+    url: str, device: str, ecg: np.ndarray, extra: list[dict[str, object]] | None = None
+) -> datetime:
+    end = T0 + timedelta(seconds=ecg.size / FS)
+    p = pipe.Pipeline(
+        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: end + timedelta(minutes=1),
+    )  # fmt: skip
+    try:
+        items = []
+        for k, start in enumerate(range(0, ecg.size, 30 * FS)):
+            at = T0 + timedelta(seconds=start / FS)
+            chunk = {"ts": at.isoformat(), "kind": "ecg", "fs_hz": FS, "unit": "mV", "seq": k,
+                     "samples": ecg[start : start + 30 * FS].tolist()}  # fmt: skip
+            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
+        if extra:
+            items.append((f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(extra), _us(T0)))
+        p.process(items)
+    finally:
+        p.close()
+    return end
+
+
+def _enrol(url: str, uid: str) -> tuple[str, str]:
+    device, patient = f"ecg-{uid}", f"pt-{uid}"
+    with psycopg.connect(url) as conn:
+        assignments.enrol(
+            conn, device_id=device, patient_id=patient, ward="w",
+            valid_from=T0 - timedelta(hours=1),
+        )  # fmt: skip
+    return device, patient
+
+
+def _stored(url: str, patient: str, metric: Metric) -> list[tuple[int, float, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
+            " where patient_id = %s and metric = %s order by ts",
+            (patient, int(metric)),
+        ).fetchall()
+    return [(cast(int, t), cast(float, v), cast(str, d)) for t, v, d in rows]
+
+
+def _same(stored: list[tuple[int, float, str]], pure: list[tuple[int, float]]) -> None:
+    """The same readings: times exactly, values to float32's precision."""
+    assert [t for t, *_ in stored] == [t for t, _ in pure]
+    np.testing.assert_allclose([v for _, v, _ in stored], [v for _, v in pure], rtol=1e-9)
+
+
+def _pure(ecg: np.ndarray) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    chunk = WaveformChunk("e", WaveformKind.ECG, _us(T0), float(FS), ecg.astype(np.float32),
+                          "mV", None)  # fmt: skip
+    b = ecg_beats(chunk, after_us=_us(T0) - 1, settled_to_us=chunk.end_us)
+    return (list(zip(b.rr_ts_us.tolist(), b.rr_ms.tolist(), strict=True)),
+            list(zip(b.hr_ts_us.tolist(), b.hr_bpm.tolist(), strict=True)))  # fmt: skip
+
+
+def test_an_ecg_patch_gives_rr_intervals_and_heart_rate(
+    database_url: str, uid: str, record: tuple[np.ndarray, np.ndarray]
+) -> None:
+    ecg, ref = record
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, ecg)
+    with psycopg.connect(database_url) as conn:
+        stored = jobs.derive_beats(conn, now=end + timedelta(minutes=3))
+        assert jobs.derive_beats(conn, now=end + timedelta(minutes=3)) == 0  # each once
+    rr = _stored(database_url, patient, Metric.RR_INTERVAL)
+    hr = _stored(database_url, patient, Metric.HEART_RATE)
+    pure_rr, pure_hr = _pure(ecg)
+    assert stored == len(rr) + len(hr)
+    _same(rr, pure_rr)
+    _same(hr, pure_hr)
+    assert {d for *_, d in rr + hr} == {device + DERIVED_SUFFIX}
+    assert len(rr) == ref.size - 1  # every reference beat found, none added (record 100)
+    assert len(hr) == MINUTES - 1  # the whole clock minutes inside 03:00:07-03:10:07
+    # Against the reference beats: each minute's rate within 0.5 beats/min.
+    ref_us = _us(T0) + np.rint(ref * (1e6 / FS)).astype(np.int64)
+    for t, bpm, _ in hr:
+        inside = (ref_us[1:] > t - 60_000_000) & (ref_us[1:] <= t)
+        reference = 60_000 / np.mean(np.diff(ref_us)[inside] / 1000)
+        assert abs(bpm - reference) < 0.5
+
+
+def test_running_as_the_data_arrives_stores_the_same_readings_once(
+    database_url: str, uid: str, record: tuple[np.ndarray, np.ndarray]
+) -> None:
+    ecg, _ = record
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, ecg)
+    with psycopg.connect(database_url) as conn:
+        at = T0 + timedelta(seconds=40)
+        while at < end + timedelta(minutes=3):
+            jobs.derive_beats(conn, now=at)
+            at += timedelta(seconds=45)
+    pure_rr, pure_hr = _pure(ecg)
+    _same(_stored(database_url, patient, Metric.RR_INTERVAL), pure_rr)
+    _same(_stored(database_url, patient, Metric.HEART_RATE), pure_hr)
+
+
+def test_what_the_device_reports_itself_is_not_derived(
+    database_url: str, uid: str, record: tuple[np.ndarray, np.ndarray]
+) -> None:
+    ecg, _ = record
+    device, patient = _enrol(database_url, uid)
+    own = [{"ts": (T0 + timedelta(minutes=1)).isoformat(), "heart_rate": 74}]
+    end = _send(database_url, device, ecg[: 3 * 60 * FS], extra=own)
+    with psycopg.connect(database_url) as conn:
+        assert jobs.derive_beats(conn, now=end + timedelta(minutes=3)) > 0
+    hr = _stored(database_url, patient, Metric.HEART_RATE)
+    assert [(v, d) for _, v, d in hr] == [(74.0, device)]  # the device's own, nothing derived
+    assert len(_stored(database_url, patient, Metric.RR_INTERVAL)) > 200  # intervals still come
