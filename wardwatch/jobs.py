@@ -7,7 +7,7 @@ that runs twice, or after a restart, neither drops nor repeats anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -45,7 +45,7 @@ from signals.derived import ECG_SETTLE_US, ecg_beats, resp_rate_minutes
 from signals.motion import CONTEXT_US, merge_still_means, motion_minutes
 from signals.quality import Quality, label_windows
 from signals.risk import PatientRisk
-from signals.vitals import Metric, Readings
+from signals.vitals import F64, I64, Metric, Readings
 from signals.waveforms import WaveformChunk, WaveformKind, join_chunks
 from storage import alerts as alert_store
 from storage import assignments, devices, retention
@@ -328,48 +328,80 @@ def _utc_offset_min(conn: Conn, device_id: str) -> int:
     return 0 if row is None else int(row[0])  # type: ignore[call-overload]
 
 
-def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
-    """Breathing rate from the PPG of each assigned device that sends a PPG but no breathing rate.
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """One device's stored waveform of one kind, due for a derive job (see ``_due_streams``)."""
 
-    Each device continues from where its last run stopped (``derived_progress``), at most
-    ``lookback`` back, one estimate per whole minute (signals.derived); the readings are stored
-    under ``<device>/derived`` for the device's patient, where NEWS2 finds them like any other.
-    A device that reports its own respiratory rate is left alone. One transaction per device,
-    under a per-device advisory lock. Returns the readings stored.
+    contact: assignments.Contact
+    since: datetime  # where the last run settled (or the lookback), the new work starts after
+    segments: Sequence[WaveformChunk]  # continuous stretches, with context before ``since``
+
+    @property
+    def since_us(self) -> int:
+        return int(self.since.timestamp() * 1_000_000)
+
+
+def _due_streams(
+    conn: Conn,
+    *,
+    now: datetime,
+    what: str,
+    kind: WaveformKind,
+    lookback: timedelta,
+    context: timedelta,
+) -> Iterator[_Stream]:
+    """Each assigned device's ``kind`` waveform since its derive job ``what`` last settled.
+
+    Shared by the derive jobs: one transaction per device, under a per-device advisory lock
+    (another worker's run skips the device), continuing from ``derived_progress`` but at most
+    ``lookback`` back, with ``context`` before that loaded too. The caller's work for a device
+    runs inside that device's transaction, so its readings and its progress commit together.
     """
-    stored = 0
     for c in assignments.current_contacts(conn, now):
         with conn.transaction():
             got = conn.execute(
-                "select pg_try_advisory_xact_lock(%s, hashtext(%s))", (_DERIVE_LOCK, c.device_id)
+                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                (_DERIVE_LOCK, f"{c.device_id}:{what}"),
             ).fetchone()
             if not (got and got[0]):
                 continue
-            done = devices.derived_until(conn, c.device_id, "resp_rate")
+            done = devices.derived_until(conn, c.device_id, what)
             since = max(done or now - lookback, now - lookback, c.valid_from)
-            chunks = devices.load_waveform(
-                conn, c.device_id, WaveformKind.PPG, since - timedelta(minutes=2), now
-            )
-            if not chunks or devices.reports(conn, c.device_id, Metric.RESP_RATE, since, now):
-                continue
-            after_us = int(since.timestamp() * 1_000_000)
-            found = [resp_rate_minutes(s, after_us=after_us) for s in join_chunks(chunks).segments]
-            ts = np.concatenate([t for t, _ in found])
-            if ts.size == 0:
-                continue
-            n = ts.size
-            received = int(now.timestamp() * 1_000_000)
-            batch = Readings(
-                device_id=np.full(n, c.device_id + devices.DERIVED_SUFFIX, dtype=object),
-                patient_id=np.full(n, c.patient_id, dtype=object),
-                metric=np.full(n, int(Metric.RESP_RATE), np.int16),
-                ts_us=ts,
-                value=np.concatenate([r for _, r in found]),
-                utc_offset_min=np.full(n, _utc_offset_min(conn, c.device_id), np.int16),
-                received_us=np.full(n, received, np.int64),
-            )
-            stored += readings_store.insert_readings(conn, batch).stored
-            devices.set_derived_until(conn, c.device_id, "resp_rate", _utc(int(ts.max())))
+            chunks = devices.load_waveform(conn, c.device_id, kind, since - context, now)
+            if chunks:
+                yield _Stream(c, since, join_chunks(chunks).segments)
+
+
+def _store(
+    conn: Conn, stream: _Stream, now: datetime, parts: Sequence[tuple[Metric, I64, F64]]
+) -> int:
+    """Store derived readings for the stream's device and patient; return how many were new."""
+    derived = _Derived(stream.contact.device_id, stream.contact.patient_id,
+                       _utc_offset_min(conn, stream.contact.device_id), now)  # fmt: skip
+    batch = Readings.concat([derived.readings(m, ts, v) for m, ts, v in parts if ts.size])
+    return readings_store.insert_readings(conn, batch).stored if len(batch) else 0
+
+
+def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+    """Breathing rate from the PPG of each assigned device that sends a PPG but no breathing rate.
+
+    One estimate per whole minute (signals.derived), stored under ``<device>/derived`` for the
+    device's patient, where NEWS2 finds them like any other. A device that reports its own
+    respiratory rate is left alone. Returns the readings stored.
+    """
+    stored = 0
+    for s in _due_streams(conn, now=now, what="resp_rate", kind=WaveformKind.PPG,
+                          lookback=lookback, context=timedelta(minutes=2)):  # fmt: skip
+        device = s.contact.device_id
+        if devices.reports(conn, device, Metric.RESP_RATE, s.since, now):
+            continue
+        found = [resp_rate_minutes(seg, after_us=s.since_us) for seg in s.segments]
+        ts = np.concatenate([t for t, _ in found])
+        if ts.size == 0:
+            continue
+        rates = np.concatenate([r for _, r in found])
+        stored += _store(conn, s, now, [(Metric.RESP_RATE, ts, rates)])
+        devices.set_derived_until(conn, device, "resp_rate", _utc(int(ts.max())))
     return stored
 
 
@@ -384,47 +416,34 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
     An ECG patch may stream the waveform and nothing else: its R peaks (``ecg_r_peaks``) give
     the RR intervals the nightly HRV needs and a heart rate per minute for NEWS2, stored under
     ``<device>/derived``. What the device reports itself (its own RR intervals, its own heart
-    rate) is not derived again. Each run continues from where the last settled
-    (``derived_progress``), at most ``lookback`` back, with the 70 s before as context (an
-    interval needs its first beat, a minute all of its beats). Returns the readings stored.
+    rate) is not derived again. Each run continues from where the last settled, with the 70 s
+    before as context (an interval needs its first beat, a minute all of its beats). Returns
+    the readings stored.
     """
     stored = 0
-    for c in assignments.current_contacts(conn, now):
-        with conn.transaction():
-            got = conn.execute(
-                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
-                (_DERIVE_LOCK, c.device_id + ":beats"),
-            ).fetchone()
-            if not (got and got[0]):
+    quiet_from = int((now - ECG_QUIET).timestamp() * 1_000_000)
+    for s in _due_streams(conn, now=now, what="beats", kind=WaveformKind.ECG,
+                          lookback=lookback, context=timedelta(seconds=70)):  # fmt: skip
+        device = s.contact.device_id
+        wanted = [m for m in (Metric.RR_INTERVAL, Metric.HEART_RATE)
+                  if not devices.reports(conn, device, m, s.since, now)]  # fmt: skip
+        parts: list[tuple[Metric, I64, F64]] = []
+        settled = s.since_us
+        for segment in s.segments:
+            end = segment.end_us
+            settled_to = end - ECG_SETTLE_US if end > quiet_from else end
+            if settled_to <= s.since_us:
                 continue
-            done = devices.derived_until(conn, c.device_id, "beats")
-            since = max(done or now - lookback, now - lookback, c.valid_from)
-            start = since - timedelta(seconds=70)
-            chunks = devices.load_waveform(conn, c.device_id, WaveformKind.ECG, start, now)
-            if not chunks:
-                continue
-            wanted = [
-                (metric, column)
-                for metric, column in ((Metric.RR_INTERVAL, "rr"), (Metric.HEART_RATE, "hr"))
-                if not devices.reports(conn, c.device_id, metric, since, now)
-            ]
-            after_us = int(since.timestamp() * 1_000_000)
-            quiet_from = int((now - ECG_QUIET).timestamp() * 1_000_000)
-            derived = _Derived(c.device_id, c.patient_id, _utc_offset_min(conn, c.device_id), now)
-            batches, settled = [], after_us
-            for segment in join_chunks(chunks).segments:
-                end = segment.end_us
-                settled_to = end - ECG_SETTLE_US if end > quiet_from else end
-                if settled_to <= after_us:
-                    continue
-                beats = ecg_beats(segment, after_us=after_us, settled_to_us=settled_to)
-                found = {"rr": (beats.rr_ts_us, beats.rr_ms), "hr": (beats.hr_ts_us, beats.hr_bpm)}
-                batches += [derived.readings(m, *found[col]) for m, col in wanted]
-                settled = max(settled, settled_to)
-            if batches:
-                stored += readings_store.insert_readings(conn, Readings.concat(batches)).stored
-            if settled > after_us:
-                devices.set_derived_until(conn, c.device_id, "beats", _utc(settled))
+            b = ecg_beats(segment, after_us=s.since_us, settled_to_us=settled_to)
+            found = {
+                Metric.RR_INTERVAL: (b.rr_ts_us, b.rr_ms),
+                Metric.HEART_RATE: (b.hr_ts_us, b.hr_bpm),
+            }
+            parts += [(m, *found[m]) for m in wanted]
+            settled = max(settled, settled_to)
+        stored += _store(conn, s, now, parts)
+        if settled > s.since_us:
+            devices.set_derived_until(conn, device, "beats", _utc(settled))
     return stored
 
 
@@ -438,53 +457,37 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
     """Activity, wear and sustained inactivity per minute from each device's raw accelerometer.
 
     For devices that stream raw acceleration (signals.motion): each run continues from where the
-    last stopped (``derived_progress``), at most ``lookback`` back, loads the half hour before
-    as context, and stores every minute whose labels are final (``MOTION_LAG`` behind the data,
-    or the data's end when the device went quiet) under ``<device>/derived``: mean ENMO, the
-    sustained-inactivity flag and, unless the device sends its own, the worn flag. One
-    transaction per device, under a per-device advisory lock. Returns the readings stored.
+    last stopped, with the hour before as context, and stores every minute whose labels are final
+    (``MOTION_LAG`` behind the data, or the data's end when the device went quiet) under
+    ``<device>/derived``: mean ENMO, the sustained-inactivity flag and, unless the device sends
+    its own, the worn flag. Returns the readings stored.
     """
     stored = 0
-    for c in assignments.current_contacts(conn, now):
-        with conn.transaction():
-            got = conn.execute(
-                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
-                (_DERIVE_LOCK, c.device_id + ":motion"),
-            ).fetchone()
-            if not (got and got[0]):
-                continue
-            done = devices.derived_until(conn, c.device_id, "motion")
-            since = max(done or now - lookback, now - lookback, c.valid_from)
-            start = since - MOTION_LAG - timedelta(minutes=1)
-            chunks = devices.load_waveform(conn, c.device_id, WaveformKind.ACCEL, start, now)
-            if not chunks:
-                continue
-            segments = join_chunks(chunks).segments
-            calibration = _accel_calibration(conn, c.device_id, segments, now)
-            settled_from = int(since.timestamp() * 1_000_000)
-            quiet_from = int((now - MOTION_LAG).timestamp() * 1_000_000)
-            minutes = []
-            for segment in segments:
-                m = motion_minutes(segment, calibration)
-                # Final once the context after it has arrived, or where the data stops.
-                end = segment.end_us
-                settled_to = end - CONTEXT_US if end > quiet_from else end
-                m = m.take((m.end_us > settled_from) & (m.end_us <= settled_to))
-                if len(m):
-                    minutes.append(m)
-            if not minutes:
-                continue
-            columns = [(Metric.ACTIVITY_MG, "enmo_mg"), (Metric.INACTIVE, "inactive")]
-            if not devices.reports(conn, c.device_id, Metric.WORN, since, now):
-                columns.append((Metric.WORN, "worn"))  # a device's own wear sensor knows better
-            derived = _Derived(c.device_id, c.patient_id, _utc_offset_min(conn, c.device_id), now)
-            batch = Readings.concat(
-                [derived.readings(metric, m.end_us, getattr(m, col))
-                 for m in minutes for metric, col in columns]
-            )  # fmt: skip
-            stored += readings_store.insert_readings(conn, batch).stored
-            last = max(int(m.end_us.max()) for m in minutes)
-            devices.set_derived_until(conn, c.device_id, "motion", _utc(last))
+    quiet_from = int((now - MOTION_LAG).timestamp() * 1_000_000)
+    context = MOTION_LAG + timedelta(minutes=1)
+    for s in _due_streams(conn, now=now, what="motion", kind=WaveformKind.ACCEL,
+                          lookback=lookback, context=context):  # fmt: skip
+        device = s.contact.device_id
+        calibration = _accel_calibration(conn, device, s.segments, now)
+        minutes = []
+        for segment in s.segments:
+            m = motion_minutes(segment, calibration)
+            # Final once the context after it has arrived, or where the data stops.
+            end = segment.end_us
+            settled_to = end - CONTEXT_US if end > quiet_from else end
+            m = m.take((m.end_us > s.since_us) & (m.end_us <= settled_to))
+            if len(m):
+                minutes.append(m)
+        if not minutes:
+            continue
+        columns = [(Metric.ACTIVITY_MG, "enmo_mg"), (Metric.INACTIVE, "inactive")]
+        if not devices.reports(conn, device, Metric.WORN, s.since, now):
+            columns.append((Metric.WORN, "worn"))  # a device's own wear sensor knows better
+        parts = [(metric, m.end_us, np.asarray(getattr(m, col), dtype=np.float64))
+                 for m in minutes for metric, col in columns]  # fmt: skip
+        stored += _store(conn, s, now, parts)
+        last = max(int(m.end_us.max()) for m in minutes)
+        devices.set_derived_until(conn, device, "motion", _utc(last))
     return stored
 
 
@@ -497,7 +500,7 @@ class _Derived:
     utc_offset_min: int
     now: datetime
 
-    def readings(self, metric: Metric, ts_us: np.ndarray, values: np.ndarray) -> Readings:
+    def readings(self, metric: Metric, ts_us: I64, values: F64) -> Readings:
         n = int(ts_us.size)
         return Readings(
             device_id=np.full(n, self.device_id + devices.DERIVED_SUFFIX, dtype=object),
