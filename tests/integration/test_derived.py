@@ -22,9 +22,9 @@ from psycopg_pool import ConnectionPool
 from ingest import pipeline as pipe
 from signals.respiration import resp_rate_from_signal, resp_rates_from_ppg
 from signals.vitals import Metric
-from storage import assignments
 from storage.devices import DERIVED_SUFFIX
 from storage.ward import PostgresWard
+from tests.waveform_feed import enrol, send_waveform
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -54,26 +54,12 @@ def _pipeline(url: str) -> pipe.Pipeline:
 
 
 def _send_ppg(url: str, device: str, ppg: np.ndarray) -> None:
-    p = _pipeline(url)
-    try:
-        items = []
-        for k, start in enumerate(range(0, ppg.size, 30 * FS)):
-            at = T0 + timedelta(seconds=start / FS)
-            chunk = {"ts": at.isoformat(), "kind": "ppg", "fs_hz": FS, "unit": "au", "seq": k,
-                     "samples": ppg[start : start + 30 * FS].tolist()}  # fmt: skip
-            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
-        p.process(items)
-    finally:
-        p.close()
+    send_waveform(url, device, kind="ppg", unit="au", samples=ppg, fs=FS, start=T0)
 
 
 def _enrol(url: str, uid: str) -> tuple[str, str]:
     device, patient = f"ppg-{uid}", f"pt-{uid}"
-    with psycopg.connect(url) as conn:
-        assignments.enrol(
-            conn, device_id=device, patient_id=patient, ward="w",
-            valid_from=T0 - timedelta(hours=1),
-        )  # fmt: skip
+    enrol(url, device, patient, T0 - timedelta(hours=1))
     return device, patient
 
 

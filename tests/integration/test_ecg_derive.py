@@ -13,18 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import numpy as np
-import orjson
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry
 
-from ingest import pipeline as pipe
 from signals.derived import ecg_beats
 from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
-from storage import assignments
 from storage.devices import DERIVED_SUFFIX
 from tests.unit.test_beats_ecg import load_record
+from tests.waveform_feed import enrol, send_waveform
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -48,33 +45,13 @@ def record() -> tuple[np.ndarray, np.ndarray]:
 def _send(
     url: str, device: str, ecg: np.ndarray, extra: list[dict[str, object]] | None = None
 ) -> datetime:
-    end = T0 + timedelta(seconds=ecg.size / FS)
-    p = pipe.Pipeline(
-        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
-        clock=lambda: end + timedelta(minutes=1),
-    )  # fmt: skip
-    try:
-        items = []
-        for k, start in enumerate(range(0, ecg.size, 30 * FS)):
-            at = T0 + timedelta(seconds=start / FS)
-            chunk = {"ts": at.isoformat(), "kind": "ecg", "fs_hz": FS, "unit": "mV", "seq": k,
-                     "samples": ecg[start : start + 30 * FS].tolist()}  # fmt: skip
-            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
-        if extra:
-            items.append((f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(extra), _us(T0)))
-        p.process(items)
-    finally:
-        p.close()
-    return end
+    return send_waveform(url, device, kind="ecg", unit="mV", samples=ecg, fs=FS, start=T0,
+                         vitals=extra)  # fmt: skip
 
 
 def _enrol(url: str, uid: str) -> tuple[str, str]:
     device, patient = f"ecg-{uid}", f"pt-{uid}"
-    with psycopg.connect(url) as conn:
-        assignments.enrol(
-            conn, device_id=device, patient_id=patient, ward="w",
-            valid_from=T0 - timedelta(hours=1),
-        )  # fmt: skip
+    enrol(url, device, patient, T0 - timedelta(hours=1))
     return device, patient
 
 

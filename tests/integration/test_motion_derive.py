@@ -9,6 +9,7 @@ whether it runs once or every few minutes as the data arrives, and each minute o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -22,9 +23,9 @@ from signals.activity import calibrate
 from signals.motion import motion_minutes
 from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
-from storage import assignments
 from storage.devices import DERIVED_SUFFIX
 from storage.motion import load_calibration
+from tests.waveform_feed import enrol, send_waveform
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -59,31 +60,13 @@ def _recording(seed: int) -> npt.NDArray[np.float64]:
 
 
 def _send(url: str, device: str, xyz: npt.NDArray[np.float64]) -> datetime:
-    end = T0 + timedelta(seconds=xyz.shape[0] / FS)
-    p = pipe.Pipeline(
-        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
-        clock=lambda: end + timedelta(minutes=1),
-    )  # fmt: skip
-    try:
-        items = []
-        for k, start in enumerate(range(0, xyz.shape[0], 60 * FS)):
-            at = T0 + timedelta(seconds=start / FS)
-            chunk = {"ts": at.isoformat(), "kind": "accel", "fs_hz": FS, "unit": "g", "seq": k,
-                     "samples": np.round(xyz[start : start + 60 * FS], 5).tolist()}  # fmt: skip
-            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
-        p.process(items)
-    finally:
-        p.close()
-    return end
+    return send_waveform(url, device, kind="accel", unit="g", samples=np.round(xyz, 5), fs=FS,
+                         start=T0, chunk_s=60)  # fmt: skip
 
 
 def _enrol(url: str, uid: str) -> tuple[str, str]:
     device, patient = f"acc-{uid}", f"pt-{uid}"
-    with psycopg.connect(url) as conn:
-        assignments.enrol(
-            conn, device_id=device, patient_id=patient, ward="w",
-            valid_from=T0 - timedelta(hours=1),
-        )  # fmt: skip
+    enrol(url, device, patient, T0 - timedelta(hours=1))
     return device, patient
 
 
@@ -96,7 +79,7 @@ def _stored(
         (patient, int(metric)),
     ).fetchall()
     assert {d for *_, d in rows} <= {None} | {r[2] for r in rows}
-    return {int(ts): float(v) for ts, v, _ in rows}  # type: ignore[call-overload]
+    return {cast(int, ts): cast(float, v) for ts, v, _ in rows}
 
 
 def test_minutes_from_a_raw_accelerometer_match_the_pure_core(database_url: str, uid: str) -> None:

@@ -1,0 +1,61 @@
+"""Send a waveform through the real ingest pipeline as a device would, for the derive-job tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import psycopg
+from prometheus_client import CollectorRegistry
+
+from ingest import pipeline as pipe
+from storage import assignments
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def enrol(url: str, device: str, patient: str, since: datetime) -> None:
+    """Assign ``device`` to ``patient`` on ward "w" from ``since``."""
+    with psycopg.connect(url) as conn:
+        assignments.enrol(conn, device_id=device, patient_id=patient, ward="w", valid_from=since)
+
+
+def send_waveform(
+    url: str,
+    device: str,
+    *,
+    kind: str,
+    unit: str,
+    samples: npt.NDArray[np.float64],
+    fs: int,
+    start: datetime,
+    chunk_s: int = 30,
+    vitals: list[dict[str, object]] | None = None,
+) -> datetime:
+    """Stream ``samples`` (n or (n, 3)) from ``start`` in ``chunk_s`` chunks on the waveform
+    topic, numbered from 0, plus ``vitals`` if given, through ``ingest.pipeline`` into the
+    database; the pipeline's clock stands a minute after the last sample. Returns the end."""
+    end = start + timedelta(seconds=samples.shape[0] / fs)
+    p = pipe.Pipeline(
+        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: end + timedelta(minutes=1),
+    )  # fmt: skip
+    try:
+        items = []
+        for k, first in enumerate(range(0, samples.shape[0], chunk_s * fs)):
+            at = start + timedelta(seconds=first / fs)
+            chunk = {"ts": at.isoformat(), "kind": kind, "fs_hz": fs, "unit": unit, "seq": k,
+                     "samples": samples[first : first + chunk_s * fs].tolist()}  # fmt: skip
+            items.append((f"wardwatch/v1/devices/{device}/waveform", orjson.dumps(chunk), _us(at)))
+        if vitals:
+            items.append(
+                (f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(vitals), _us(start))
+            )
+        p.process(items)
+    finally:
+        p.close()
+    return end
