@@ -19,6 +19,7 @@ from ingest.loop import run as run_loop
 from signals.vitals import Metric
 from storage import alerts as alert_store
 from storage import assignments
+from tests.clock import Clock
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -35,14 +36,6 @@ def _msg(
     device: str, samples: list[dict[str, object]], received: datetime
 ) -> tuple[str, bytes, int]:
     return (f"wardwatch/v1/devices/{device}/vitals", orjson.dumps(samples), _us(received))
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

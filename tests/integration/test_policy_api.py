@@ -28,20 +28,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from tests.clock import Clock
+
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "policy.example.yaml"
 GOOD = "wards:\n  ward-a:\n    escalation:\n      ack_within: {emergency: 3m}\n"
 BAD = "wards:\n  ward-a:\n    escalation:\n      ack_within: {emergency: soon}\n"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -176,22 +176,7 @@ def test_deteriorating_patient_climbs_through_every_news2_band(patient_seed: int
 
     # Scores from 15-minute medians (the last one carried over a gap such as the morning wash):
     # 0-2 before the onset, then a 3 in one parameter and 5+ (either first), then 7+.
-    scores = []
-    latest: dict[Metric, float] = {}
-    for quarter in range(9 * 4):
-        a, b = quarter / 4, (quarter + 1) / 4
-        for metric in (Metric.HEART_RATE, Metric.RESP_RATE, Metric.SPO2, Metric.TEMPERATURE):
-            values = window(s, metric, a, b)
-            if values.size:
-                latest[metric] = float(np.median(values))
-        scores.append(
-            news2_parts(
-                latest[Metric.HEART_RATE],
-                latest[Metric.RESP_RATE],
-                latest[Metric.SPO2],
-                latest[Metric.TEMPERATURE],
-            )
-        )
+    scores = quarter_hour_scores(s, 9)
     totals = [sum(p) for p in scores]
     assert max(totals[:4]) <= 2
     first_5 = next(i for i, t in enumerate(totals) if t >= 5)
@@ -203,7 +188,8 @@ def test_deteriorating_patient_climbs_through_every_news2_band(patient_seed: int
 
 
 def quarter_hour_scores(s: Samples, hours: int) -> list[list[int]]:
-    """NEWS2 parts from 15-minute medians, as in the test above; the first from hour 0."""
+    """NEWS2 parts from 15-minute medians (the last one carried over a gap); the first from
+    hour 0."""
     scores = []
     latest: dict[Metric, float] = {}
     for quarter in range(hours * 4):
