@@ -7,8 +7,9 @@ check looks back an hour. Readings, scores and alerts (the clinical record) are 
 
 Deletion is in batches (one short transaction each), oldest first, so a first run over months of
 backlog neither holds locks for minutes nor bloats one transaction. A PPG or accelerometer chunk
-that its derive job has not yet passed is kept whatever its age: if the job was down, its work
-is still there when it comes back.
+that one of its derive jobs has not yet passed is kept whatever its age: if a job was down, its
+work is still there when it comes back. A job whose device reports the metric itself marks the
+data passed without deriving it, so it never holds a chunk back.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _PRUNE_WAVEFORMS = """
 with doomed as (
     select w.device_id, w.kind, w.start_ts from waveforms w
-    -- which job consumes which kind: wardwatch.jobs.derive_resp_rate and derive_motion
-    left join derived_progress d
-        on d.device_id = w.device_id
-       and d.what = (case w.kind when 'ppg' then 'resp_rate' when 'accel' then 'motion' end)
+    -- which jobs consume which kind (wardwatch.jobs.derive_*): the slowest of them decides
+    left join lateral (
+        select min(p.until_ts) as until_ts from derived_progress p
+        where p.device_id = w.device_id
+          and p.what = any(case w.kind when 'ppg' then array['resp_rate', 'pulse']
+                                       when 'accel' then array['motion']
+                                       when 'ecg' then array['beats'] end)
+    ) d on true
     where w.start_ts < %(before)s
-      -- a chunk its derive job has not passed stays (no progress row: never derived, e.g. a
-      -- device that reports its own breathing rate, so age alone decides)
+      -- a chunk its derive jobs have not passed stays (no progress row: never derived, e.g. a
+      -- kind no job reads, so age alone decides)
       and (d.until_ts is null or w.start_ts + w.n_samples / w.fs_hz * interval '1 second'
                                  <= d.until_ts)
     order by w.start_ts

@@ -41,7 +41,13 @@ from signals.activity import (
     still_window_means,
 )
 from signals.daily import daily_features, day_of, day_window
-from signals.derived import ECG_SETTLE_US, ecg_beats, resp_rate_minutes
+from signals.derived import (
+    ECG_SETTLE_US,
+    PPG_SETTLE_US,
+    ecg_beats,
+    ppg_heart_rate_minutes,
+    resp_rate_minutes,
+)
 from signals.motion import CONTEXT_US, merge_still_means, motion_minutes
 from signals.quality import Quality, label_windows
 from signals.risk import PatientRisk
@@ -372,6 +378,17 @@ def _due_streams(
                 yield _Stream(c, since, join_chunks(chunks).segments)
 
 
+#: A device that sent a metric itself within this span is one that reports it: a watch that sends
+#: its heart rate every 5 or 10 minutes must not get derived minutes between its own.
+OWN_METRIC_SPAN = timedelta(hours=1)
+
+
+def _own(conn: Conn, stream: _Stream, metric: Metric, now: datetime) -> bool:
+    """Whether the stream's device reports ``metric`` itself (so it is not derived for it)."""
+    since = min(stream.since, now - OWN_METRIC_SPAN)
+    return devices.reports(conn, stream.contact.device_id, metric, since, now)
+
+
 def _store(
     conn: Conn, stream: _Stream, now: datetime, parts: Sequence[tuple[Metric, I64, F64]]
 ) -> int:
@@ -393,7 +410,8 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
     for s in _due_streams(conn, now=now, what="resp_rate", kind=WaveformKind.PPG,
                           lookback=lookback, context=timedelta(minutes=2)):  # fmt: skip
         device = s.contact.device_id
-        if devices.reports(conn, device, Metric.RESP_RATE, s.since, now):
+        if _own(conn, s, Metric.RESP_RATE, now):
+            _pass_over(conn, s, "resp_rate")
             continue
         found = [resp_rate_minutes(seg, after_us=s.since_us) for seg in s.segments]
         ts = np.concatenate([t for t, _ in found])
@@ -402,6 +420,51 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
         rates = np.concatenate([r for _, r in found])
         stored += _store(conn, s, now, [(Metric.RESP_RATE, ts, rates)])
         devices.set_derived_until(conn, device, "resp_rate", _utc(int(ts.max())))
+    return stored
+
+
+def _pass_over(conn: Conn, stream: _Stream, what: str) -> None:
+    """Mark the stream's data done without deriving it (the device reports the metric itself),
+    so that retention (storage.retention) need not keep it waiting for this job."""
+    end = max(segment.end_us for segment in stream.segments)
+    if end > stream.since_us:
+        devices.set_derived_until(conn, stream.contact.device_id, what, _utc(end))
+
+
+#: A PPG segment that ended this long ago is finished: its last pulses are final.
+PPG_QUIET = timedelta(minutes=2)
+
+
+def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+    """Heart rate per minute from the PPG of each device that streams one but sends no heart rate.
+
+    A watch or ring may leave the heart rate to the receiving end; NEWS2 needs it. One rate per
+    whole clock minute from the pulses in the PPG's acceptable 10-s windows
+    (``signals.derived.ppg_heart_rate_minutes``), stored under ``<device>/derived``; a minute of
+    motion gets none. A device that reports its own heart rate is left alone. Each run continues
+    from where the last settled, with 70 s before it as context. Returns the readings stored.
+    """
+    stored = 0
+    quiet_from = int((now - PPG_QUIET).timestamp() * 1_000_000)
+    for s in _due_streams(conn, now=now, what="pulse", kind=WaveformKind.PPG,
+                          lookback=lookback, context=timedelta(seconds=70)):  # fmt: skip
+        device = s.contact.device_id
+        if _own(conn, s, Metric.HEART_RATE, now):
+            _pass_over(conn, s, "pulse")
+            continue
+        parts: list[tuple[Metric, I64, F64]] = []
+        settled = s.since_us
+        for segment in s.segments:
+            end = segment.end_us
+            settled_to = end - PPG_SETTLE_US if end > quiet_from else end
+            if settled_to <= s.since_us:
+                continue
+            ts, bpm = ppg_heart_rate_minutes(segment, after_us=s.since_us, settled_to_us=settled_to)
+            parts.append((Metric.HEART_RATE, ts, bpm))
+            settled = max(settled, settled_to)
+        stored += _store(conn, s, now, parts)
+        if settled > s.since_us:
+            devices.set_derived_until(conn, device, "pulse", _utc(settled))
     return stored
 
 
@@ -426,7 +489,7 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
                           lookback=lookback, context=timedelta(seconds=70)):  # fmt: skip
         device = s.contact.device_id
         wanted = [m for m in (Metric.RR_INTERVAL, Metric.HEART_RATE)
-                  if not devices.reports(conn, device, m, s.since, now)]  # fmt: skip
+                  if not _own(conn, s, m, now)]  # fmt: skip
         parts: list[tuple[Metric, I64, F64]] = []
         settled = s.since_us
         for segment in s.segments:
@@ -481,7 +544,7 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
         if not minutes:
             continue
         columns = [(Metric.ACTIVITY_MG, "enmo_mg"), (Metric.INACTIVE, "inactive")]
-        if not devices.reports(conn, device, Metric.WORN, s.since, now):
+        if not _own(conn, s, Metric.WORN, now):
             columns.append((Metric.WORN, "worn"))  # a device's own wear sensor knows better
         parts = [(metric, m.end_us, np.asarray(getattr(m, col), dtype=np.float64))
                  for m in minutes for metric, col in columns]  # fmt: skip

@@ -311,6 +311,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             jobs.derive_resp_rate(conn, now=clock())
             jobs.derive_motion(conn, now=clock())
             jobs.derive_beats(conn, now=clock())
+            jobs.derive_pulse(conn, now=clock())
 
         def retention(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.prune_raw(

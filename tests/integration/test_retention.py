@@ -40,11 +40,20 @@ def test_prunes_what_is_old_and_derived_and_keeps_the_rest(database_url: str) ->
                 _chunk("acc-done", WaveformKind.ACCEL, old),  # derived long ago: goes
                 _chunk("acc-done", WaveformKind.ACCEL, recent),  # within retention: stays
                 _chunk("acc-stuck", WaveformKind.ACCEL, old),  # its job stopped before it
-                _chunk("ppg-own", WaveformKind.PPG, old),  # never derived (own RR): age decides
-                _chunk("ecg-1", WaveformKind.ECG, old),  # nothing derives ECG: age decides
+                _chunk("ppg-own", WaveformKind.PPG, old),  # no progress row at all: age decides
+                _chunk("ppg-both", WaveformKind.PPG, old),  # both PPG jobs passed it: goes
+                _chunk("ppg-half", WaveformKind.PPG, old),  # breathing done, pulse stuck: stays
+                _chunk("ecg-done", WaveformKind.ECG, old),  # beats derived: goes
+                _chunk("ecg-stuck", WaveformKind.ECG, old),  # beats stopped before it: stays
             ])  # fmt: skip
-            devices.set_derived_until(conn, "acc-done", "motion", NOW - timedelta(hours=1))
-            devices.set_derived_until(conn, "acc-stuck", "motion", old - timedelta(minutes=1))
+            done, stuck = NOW - timedelta(hours=1), old - timedelta(minutes=1)
+            for device, what, until in [
+                ("acc-done", "motion", done), ("acc-stuck", "motion", stuck),
+                ("ppg-both", "resp_rate", done), ("ppg-both", "pulse", done),
+                ("ppg-half", "resp_rate", done), ("ppg-half", "pulse", stuck),
+                ("ecg-done", "beats", done), ("ecg-stuck", "beats", stuck),
+            ]:  # fmt: skip
+                devices.set_derived_until(conn, device, what, until)
             devices.record_seqs(conn, [
                 ("acc-done", "waveform", k, NOW - timedelta(days=3, minutes=k)) for k in range(7)
             ] + [("acc-done", "waveform", 100, NOW - timedelta(minutes=5))])  # fmt: skip
@@ -52,8 +61,11 @@ def test_prunes_what_is_old_and_derived_and_keeps_the_rest(database_url: str) ->
             conn, waveforms_before=NOW - timedelta(days=7), seq_before=NOW - timedelta(days=1),
             batch=2,  # several batches, to see them continue
         )  # fmt: skip
-        assert pruned == retention.Pruned(waveforms=3, message_seq=7)
-        assert _left(conn) == {("acc-done", "accel", recent), ("acc-stuck", "accel", old)}
+        assert pruned == retention.Pruned(waveforms=4, message_seq=7)
+        assert _left(conn) == {
+            ("acc-done", "accel", recent), ("acc-stuck", "accel", old),
+            ("ppg-half", "ppg", old), ("ecg-stuck", "ecg", old),
+        }  # fmt: skip
         seqs = conn.execute("select seq from message_seq").fetchall()
         assert seqs == [(100,)]
         # A second run finds nothing more.

@@ -1,0 +1,150 @@
+"""Heart rate from a real PPG streamed through the real pipeline (jobs.derive_pulse).
+
+The recording (tests/data/ppg-ecg-resp, 5 minutes at 100 Hz with a simultaneous ECG) is sent as a
+watch that streams its PPG and no heart rate would, 30-s chunks on the waveform topic, into
+PostgreSQL. The job must store what the pure core (signals.derived.ppg_heart_rate_minutes) gives
+on the same samples, whether it runs once or every 45 s as the data arrives, each minute once;
+each minute must agree with the ECG; NEWS2 then has a heart rate to score. A device that sends
+its own heart rate, even only every few minutes, gets none derived.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import numpy as np
+import orjson
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingest import pipeline as pipe
+from signals.derived import ppg_heart_rate_minutes
+from signals.vitals import Metric
+from signals.waveforms import WaveformChunk, WaveformKind
+from storage.devices import DERIVED_SUFFIX
+from tests.unit.test_ppg_heart_rate import rate_per_minute
+from tests.unit.test_ppg_resp import ecg_r_peaks, recording
+from tests.waveform_feed import enrol, send_waveform
+from wardwatch import jobs
+
+pytestmark = pytest.mark.integration
+
+FS = 100
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def _ppg() -> np.ndarray:
+    return np.round(recording()["PPG"], 4)
+
+
+def _setup(url: str, uid: str, own: list[dict[str, object]] | None = None) -> tuple[str, datetime]:
+    device, patient = f"ppg-{uid}", f"pt-{uid}"
+    enrol(url, device, patient, T0 - timedelta(hours=1))
+    end = send_waveform(url, device, kind="ppg", unit="au", samples=_ppg(), fs=FS, start=T0,
+                        vitals=own)  # fmt: skip
+    return patient, end
+
+
+def _stored(url: str, patient: str) -> list[tuple[int, float, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
+            " where patient_id = %s and metric = %s order by ts",
+            (patient, int(Metric.HEART_RATE)),
+        ).fetchall()
+    return [(cast(int, t), cast(float, v), cast(str, d)) for t, v, d in rows]
+
+
+def _pure() -> list[tuple[int, float]]:
+    c = WaveformChunk("p", WaveformKind.PPG, _us(T0), float(FS), _ppg().astype(np.float32), "au",
+                      None)  # fmt: skip
+    ts, bpm = ppg_heart_rate_minutes(c, after_us=_us(T0) - 1, settled_to_us=c.end_us)
+    return list(zip(ts.tolist(), bpm.tolist(), strict=True))
+
+
+def test_a_ppg_only_watch_gets_a_heart_rate_that_agrees_with_the_ecg(
+    database_url: str, uid: str
+) -> None:
+    patient, end = _setup(database_url, uid)
+    with psycopg.connect(database_url) as conn:
+        stored = jobs.derive_pulse(conn, now=end + timedelta(minutes=3))
+        assert jobs.derive_pulse(conn, now=end + timedelta(minutes=3)) == 0  # each minute once
+    rows = _stored(database_url, patient)
+    pure = _pure()
+    assert stored == len(rows) == len(pure) == 5
+    assert [t for t, *_ in rows] == [t for t, _ in pure]
+    np.testing.assert_allclose([v for _, v, _ in rows], [v for _, v in pure], rtol=1e-9)
+    assert {d for *_, d in rows} == {f"ppg-{uid}{DERIVED_SUFFIX}"}
+    ecg = rate_per_minute(ecg_r_peaks(recording()["ECG"], float(FS)) / FS)
+    for t, bpm, _ in rows:
+        assert abs(bpm - ecg[(t - _us(T0)) // 60_000_000 - 1]) < 0.5
+
+
+def test_running_as_the_data_arrives_stores_each_minute_once_and_as_the_ecg(
+    database_url: str, uid: str
+) -> None:
+    """Every 45 s, each run seeing only what had arrived by then: the same five minutes, each
+    once, with the values of a single run over all of it (pulses are found per run of acceptable
+    windows, on the clock's 10-s grid, so later data does not move a settled minute's pulses)."""
+    patient, end = _setup(database_url, uid)
+    with psycopg.connect(database_url) as conn:
+        at = T0 + timedelta(seconds=40)
+        while at < end + timedelta(minutes=3):
+            jobs.derive_pulse(conn, now=at)
+            at += timedelta(seconds=45)
+    rows = _stored(database_url, patient)
+    pure = _pure()
+    assert [t for t, *_ in rows] == [t for t, _ in pure]
+    np.testing.assert_allclose([v for _, v, _ in rows], [v for _, v in pure], rtol=1e-9)
+
+
+def test_a_watch_that_sends_its_heart_rate_every_5_minutes_gets_none_derived(
+    database_url: str, uid: str
+) -> None:
+    """Its own heart rate at 09:00:30 only; runs every minute until 09:08 each see a stretch
+    without one, but the device reports heart rate (within the last hour), so nothing is
+    derived between its own readings; the stream is marked passed so retention can prune it."""
+    own = [{"ts": (T0 + timedelta(seconds=30)).isoformat(), "heart_rate": 88}]
+    patient, end = _setup(database_url, uid, own)
+    with psycopg.connect(database_url) as conn:
+        at = T0 + timedelta(minutes=1)
+        while at <= end + timedelta(minutes=3):
+            assert jobs.derive_pulse(conn, now=at) == 0
+            at += timedelta(minutes=1)
+        row = conn.execute(
+            "select until_ts from derived_progress where device_id = %s and what = 'pulse'",
+            (f"ppg-{uid}",),
+        ).fetchone()
+    assert [(v, d) for _, v, d in _stored(database_url, patient)] == [(88.0, f"ppg-{uid}")]
+    assert row is not None
+    assert row[0] == end
+
+
+def test_news2_scores_the_derived_heart_rate(database_url: str, uid: str) -> None:
+    """A ring that sends SpO2 and breathing rate, streams its PPG and counts no pulse."""
+    patient, end = _setup(database_url, uid)
+    with psycopg.connect(database_url) as conn:
+        jobs.derive_pulse(conn, now=end + timedelta(minutes=3))
+    at = T0 + timedelta(minutes=5, seconds=30)
+    p = pipe.Pipeline(
+        database_url, settings=pipe.Settings(),
+        metrics=pipe.PipelineMetrics.create(CollectorRegistry()), clock=lambda: end,
+    )  # fmt: skip
+    try:
+        vitals = {"ts": at.isoformat(), "spo2": 97, "resp_rate": 15}
+        p.process([(f"wardwatch/v1/devices/ppg-{uid}/vitals", orjson.dumps([vitals]), _us(at))])
+    finally:
+        p.close()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select missing from scores where patient_id = %s order by ts desc limit 1",
+            (patient,),
+        ).fetchone()
+    assert row is not None
+    assert "heart_rate" not in row[0]
