@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.signals
 	$(BIN)/python -m bench.jobs
+	$(BIN)/python -m bench.derive
 	$(BIN)/python -m bench.faults
 	$(BIN)/python -m bench.latency
 
