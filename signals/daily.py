@@ -135,15 +135,35 @@ def _night_median(readings: Readings, metric: Metric, w: DayWindow) -> float:
     return float(np.median(value))
 
 
+#: Two stored intervals are successive beats if the first beat of the later one (its time less
+#: its length) lies this close to the second beat of the earlier: an interval is stamped at its
+#: second beat. Far below any interval (a missing beat leaves a gap of a whole one, >= 200 ms),
+#: above the rounding of device timestamps to milliseconds and of beat times across messages.
+ADJACENT_TOLERANCE_US = 100_000
+
+
+def successive(ts_us: I64, rr_ms: F64) -> npt.NDArray[np.bool_]:
+    """Per pair of neighbouring intervals (``len - 1``): True if they are successive beats.
+
+    A series with a beat missing (a dropout, a message lost, an ectopic beat's intervals left
+    out by ``signals.derived``) has neighbours that are not, and RMSSD must not take their
+    difference: it would be the difference of two intervals a beat or more apart.
+    """
+    starts = ts_us[1:] - np.rint(rr_ms[1:] * 1000.0).astype(np.int64)
+    return np.asarray(np.abs(starts - ts_us[:-1]) <= ADJACENT_TOLERANCE_US, dtype=np.bool_)
+
+
 def _night_rmssd(readings: Readings, w: DayWindow) -> float:
-    _, rr = _series(readings, Metric.RR_INTERVAL, w.night_start_us, w.night_end_us)
-    rr = rr[np.isfinite(rr) & (rr > 0)]
+    ts, rr = _series(readings, Metric.RR_INTERVAL, w.night_start_us, w.night_end_us)
+    ok = np.isfinite(rr) & (rr > 0)
+    ts, rr = ts[ok], rr[ok]
     if rr.size < MIN_NN_INTERVALS:
         return math.nan
     _, mask = clean_nn(rr)
-    if int(mask.sum()) < MIN_NN_INTERVALS:
+    adjacent = successive(ts, rr)
+    if int(mask.sum()) < MIN_NN_INTERVALS or not np.any(mask[:-1] & mask[1:] & adjacent):
         return math.nan
-    return time_domain(rr, mask=mask).rmssd_ms
+    return time_domain(rr, mask=mask, adjacent=adjacent).rmssd_ms
 
 
 def _minute_mask(ts_us: I64, flag: F64, lo_us: int, n_minutes: int) -> npt.NDArray[np.bool_]:

@@ -101,12 +101,21 @@ class TimeDomain:
     mean_hr_bpm: float
 
 
-def time_domain(rr_ms: npt.ArrayLike, *, mask: npt.ArrayLike | None = None) -> TimeDomain:
+def time_domain(
+    rr_ms: npt.ArrayLike,
+    *,
+    mask: npt.ArrayLike | None = None,
+    adjacent: npt.ArrayLike | None = None,
+) -> TimeDomain:
     """Compute mean NN, SDNN, RMSSD, SDSD, pNN50 and mean heart rate of NN intervals in ms.
 
     ``mask`` (one bool per interval, True = NN, as returned by :func:`clean_nn`) selects the NN
     intervals; differences are then taken only between adjacent intervals that are both NN.
-    Without it every interval is taken as NN.
+    Without it every interval is taken as NN. ``adjacent`` (one bool per pair of neighbours in
+    the array, ``len(rr_ms) - 1``) says which neighbours are successive beats: a series with
+    intervals missing (a dropout, an ectopic beat's intervals left out upstream) has
+    neighbours that are not, and a difference across the gap is not a successive difference.
+    Without it every neighbour is successive.
 
     >>> td = time_domain([800, 850, 790, 800])
     >>> round(td.rmssd_ms, 3), round(td.pnn50_pct, 2)
@@ -129,6 +138,14 @@ def time_domain(rr_ms: npt.ArrayLike, *, mask: npt.ArrayLike | None = None) -> T
     if nn.size < 2:
         raise ValueError(f"need at least 2 NN intervals, got {nn.size}")
     successive = keep[:-1] & keep[1:]
+    if adjacent is not None:
+        next_to = np.asarray(adjacent)
+        if next_to.dtype != np.bool_ or next_to.shape != successive.shape:
+            raise ValueError(
+                f"adjacent must be {successive.size} booleans, one per neighbouring pair; got "
+                f"dtype {next_to.dtype} and shape {next_to.shape}"
+            )
+        successive &= next_to
     d = np.diff(rr)[successive]
     if d.size < 1:
         raise ValueError("need at least one pair of adjacent NN intervals to take differences")

@@ -473,20 +473,26 @@ def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
 ECG_QUIET = timedelta(minutes=2)
 
 
+#: Loaded before where the last run settled: an interval needs its first beat, and a beat's
+#: shape is judged against the whole clock minute before its own (signals.derived), which this
+#: always covers with 10 s to spare for the filters.
+ECG_CONTEXT = timedelta(seconds=130)
+
+
 def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
     """Beat-to-beat intervals and heart rate from each device's raw ECG (signals.derived).
 
     An ECG patch may stream the waveform and nothing else: its R peaks (``ecg_r_peaks``) give
     the RR intervals the nightly HRV needs and a heart rate per minute for NEWS2, stored under
     ``<device>/derived``. What the device reports itself (its own RR intervals, its own heart
-    rate) is not derived again. Each run continues from where the last settled, with the 70 s
-    before as context (an interval needs its first beat, a minute all of its beats). Returns
-    the readings stored.
+    rate) is not derived again. Each run continues from where the last settled, with
+    ``ECG_CONTEXT`` before it. The intervals stored are NN: those into and out of a beat of
+    another shape (a ventricular ectopic) are left out. Returns the readings stored.
     """
     stored = 0
     quiet_from = int((now - ECG_QUIET).timestamp() * 1_000_000)
     for s in _due_streams(conn, now=now, what="beats", kind=WaveformKind.ECG,
-                          lookback=lookback, context=timedelta(seconds=70)):  # fmt: skip
+                          lookback=lookback, context=ECG_CONTEXT):  # fmt: skip
         device = s.contact.device_id
         wanted = [m for m in (Metric.RR_INTERVAL, Metric.HEART_RATE)
                   if not _own(conn, s, m, now)]  # fmt: skip

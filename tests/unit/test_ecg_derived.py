@@ -18,11 +18,13 @@ T0 = 1_795_824_000_000_000  # on a whole minute: the record's 30 minutes are 30 
 # record: (largest |derived - reference| in any minute, measured 2026-11-28, bpm; allowed)
 ACHIEVED = {"100": 0.0, "105": 2.03, "106": 0.99}
 ALLOWED = {"100": 0.5, "105": 2.5, "106": 1.0}  # 105 is the noisy record
-# Minutes with a rate, and intervals kept as a share of the reference's: 105 loses the minute
-# whose beats do not look alike (QRS correlation 0.41: noise read as beats), 106 keeps its
-# bigeminal minutes (0.58-0.64).
+# Minutes with a rate, and NN intervals kept as a share of the reference's intervals: 105 loses
+# the minute whose beats do not look alike (QRS correlation 0.41: noise read as beats), 106
+# keeps its bigeminal minutes (0.58-0.64) for the rate. Intervals into and out of a beat of
+# another shape are not NN (test_ecg_nn.py): 100 keeps 2,263 of 2,272 (99.6 %), noisy 105
+# 2,201 of 2,571 (85.6 %), 106 with its 520 PVCs 1,098 of 2,026 (54.2 %).
 MINUTES = {"100": 30, "105": 29, "106": 30}
-KEPT = {"100": (0.998, 1.002), "105": (0.96, 0.975), "106": (0.998, 1.002)}
+KEPT = {"100": (0.994, 0.998), "105": (0.85, 0.86), "106": (0.535, 0.55)}
 
 
 @pytest.mark.parametrize("record", ["100", "105", "106"])
