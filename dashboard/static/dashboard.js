@@ -386,7 +386,11 @@
       scoreCell,
       el("td", {}, [el("span", { class: `badge risk-${risk}`, text: RISK_LABELS[patient.news2_risk] || "Not scored" })]),
       behaviourCell(patient),
-      valueCell(formatValue(latest.heart_rate, 0)),
+      // Derived from the device's ECG or PPG by wardwatch (jobs.derive_beats / derive_pulse).
+      valueCell(
+        formatValue(latest.heart_rate, 0),
+        patient.derived.includes("heart_rate") ? "from waveform" : null,
+      ),
       valueCell(formatValue(latest.spo2, 0), latest.on_oxygen === 1 ? "on O2" : null),
       valueCell(
         formatValue(latest.resp_rate, 0),

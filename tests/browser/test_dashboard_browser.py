@@ -195,6 +195,20 @@ def test_a_derived_breathing_rate_says_where_it_came_from(
     page.goto(f"{server.url}/?ward=east")
     expect(page.locator('tr[data-patient-id="P-LOW"]')).to_contain_text("from PPG")
     expect(page.locator('tr[data-patient-id="P-MED"]')).not_to_contain_text("from PPG")
+    expect(page.locator('tr[data-patient-id="P-LOW"]')).not_to_contain_text("from waveform")
+
+
+def test_a_derived_heart_rate_says_it_was_derived(
+    page: Page, server: ServerHandle, reader: FakeWardReader
+) -> None:
+    reader._patients = [
+        dataclasses.replace(p, derived=("heart_rate",)) if p.patient_id == "P-MED" else p
+        for p in reader._patients
+    ]
+    page.goto(f"{server.url}/?ward=east")
+    expect(page.locator('tr[data-patient-id="P-MED"]')).to_contain_text("from waveform")
+    expect(page.locator('tr[data-patient-id="P-MED"]')).not_to_contain_text("from PPG")
+    expect(page.locator('tr[data-patient-id="P-LOW"]')).not_to_contain_text("from waveform")
 
 
 def test_without_a_ward_every_ward_is_listed(page: Page, server: ServerHandle) -> None:
