@@ -60,6 +60,9 @@ WELLTORY_DEFAULT_DIR: Final = Path("../shared/data/welltory")
 #: until they have 7 values (``RollingRobust(min_count=7)``), so with fewer the days before
 #: onset could not be scored at all and a miss would say nothing about the model.
 BASELINE_MIN_DAYS: Final = 7
+#: Participants not evaluable for detection but monitored on at least this many days still
+#: show how often each model alarms without cause: the false-alert figure on more people.
+BACKGROUND_MIN_DAYS: Final = 14
 
 #: Alavi et al., Nature Medicine 2022, 28:175-184: resting-heart-rate alerts on 84 infections.
 ALAVI_2022: Final = {"detected": 67, "with_onset": 84, "median_lead_days": 3.0,
@@ -87,6 +90,8 @@ WEARABLE_COLUMNS: Final[Mapping[Feature, str]] = {
 #: Alavi 2022's own alert rule (signals.evaluation.NightSignal) on the same data: tells the
 #: data's limits from the model's.
 NIGHTSIGNAL: Final = "Alavi's rule"
+OURS: Final = "ours, all features"
+RESTING_ONLY: Final = "resting HR only"
 
 #: Resting heart rate alone, as Alavi 2022 alerted on; a labelled variant, never the headline.
 RESTING_HR_ONLY: Final = {Feature.RESTING_HR: DEFAULT_RULES[Feature.RESTING_HR]}
@@ -139,6 +144,9 @@ class WelltoryReport:
     #: Mean daily deviation (the CUSUM's input) on assessed monitored days outside illness
     #: windows: what "healthy" looks like to the CUSUM. At or above its slack, it drifts up.
     in_control_deviation_sd: float
+    #: The other participants monitored on >= BACKGROUND_MIN_DAYS days, under each model (ours,
+    #: then the variants, same labels): false alerts only, outside any known illness window.
+    background: tuple[tuple[str, Evaluation], ...] = ()
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -343,6 +351,17 @@ def run_welltory(data_dir: Path) -> WelltoryReport:
         else:
             excluded[outcome].append(p.code)
     chosen = tuple(included)
+    codes = {i.participant.code for i in chosen}
+    others = [p for p in participants if p.code not in codes and len(p.days) >= BACKGROUND_MIN_DAYS]
+    models: list[tuple[str, Callable[[], DayModel]]] = [
+        (OURS, PatientRisk),
+        (RESTING_ONLY, lambda: PatientRisk(rules=RESTING_HR_ONLY)),
+        (NIGHTSIGNAL, NightSignal),
+    ]
+    background = tuple(
+        (label, evaluate(episode(p.code, p.onset, p.days, make_risk=make) for p in others))
+        for label, make in models
+    )
     return WelltoryReport(
         data_dir=data_dir,
         n_participants=len(participants),
@@ -351,13 +370,11 @@ def run_welltory(data_dir: Path) -> WelltoryReport:
         included=chosen,
         main=_evaluate(chosen, PatientRisk),
         variants=(
-            (
-                "resting HR only",
-                _evaluate(chosen, lambda: PatientRisk(rules=RESTING_HR_ONLY)),
-            ),
+            (RESTING_ONLY, _evaluate(chosen, lambda: PatientRisk(rules=RESTING_HR_ONLY))),
             (NIGHTSIGNAL, _evaluate(chosen, NightSignal)),
         ),
         in_control_deviation_sd=_in_control_deviation(chosen),
+        background=background,
     )
 
 
@@ -419,7 +436,7 @@ def format_report(r: WelltoryReport) -> str:
         f"{_num(r.in_control_deviation_sd)} SD (the CUSUM's slack is {Sustained().slack} SD)",
         "",
     ]
-    columns = [("ours, all features", _summary_rows(r.main))]
+    columns = [(OURS, _summary_rows(r.main))]
     columns += [(label, _summary_rows(ev)) for label, ev in r.variants]
     alavi = ALAVI_2022
     columns.append(
@@ -452,6 +469,25 @@ def format_report(r: WelltoryReport) -> str:
         "Comparisons, not the result. False alert-days per person depend on how long each was\n"
         "watched. Small n: read the rows, not the summary."
     )
+    if r.background:
+        first = r.background[0][1]
+        lines += [
+            "",
+            f"false alerts in the other participants monitored on >= {BACKGROUND_MIN_DAYS} days "
+            f"(not evaluable for detection):",
+            f"{first.n_participants} participants, {first.days_outside_illness} monitored days "
+            f"outside any known illness window",
+            f"{'':<{width}}  " + "  ".join(f"{label:>20}" for label, _ in r.background),
+        ]
+        for name, value in (
+            ("false alert-days", lambda e: str(e.false_alert_days)),
+            ("  per person", lambda e: _num(e.false_alert_days_per_person)),
+            ("  per 30 days", lambda e: _num(e.false_alert_days_per_30_days)),
+            ("people with any", lambda e: str(sum(o.false_alert_days > 0 for o in e.outcomes))),
+        ):
+            lines.append(
+                f"{name:<{width}}  " + "  ".join(f"{value(ev):>20}" for _, ev in r.background)
+            )
     return "\n".join(lines)
 
 
@@ -502,6 +538,7 @@ def report_json(r: WelltoryReport) -> dict[str, Any]:
         "in_control_deviation_sd": r.in_control_deviation_sd,
         "main": _evaluation_json(r.main),
         "variants": {label: _evaluation_json(ev) for label, ev in r.variants},
+        "background": {label: _evaluation_json(ev) for label, ev in r.background},
         "alavi_2022": dict(ALAVI_2022),
     }
 
@@ -552,7 +589,7 @@ def run_simulated(n_patients: int = 20, *, days: int = 21, seed: int = 1) -> Sim
         scenarios={c.patient_id: c.scenario for c in courses},
         main=run(PatientRisk),
         variants=(
-            ("resting HR only", run(lambda: PatientRisk(rules=RESTING_HR_ONLY))),
+            (RESTING_ONLY, run(lambda: PatientRisk(rules=RESTING_HR_ONLY))),
             (NIGHTSIGNAL, run(NightSignal)),
         ),
     )
@@ -582,7 +619,7 @@ def format_simulated(r: SimulatedReport) -> str:
         "false alert-days per person",
         "false alert-days per 30 days",
     ]
-    columns = [("ours, all features", _summary_rows(r.main))]
+    columns = [(OURS, _summary_rows(r.main))]
     columns += [(label, _summary_rows(ev)) for label, ev in r.variants]
     width = max(len(n) for n in names)
     lines += ["", f"{'':<{width}}  " + "  ".join(f"{h:>20}" for h, _ in columns)]

@@ -299,6 +299,22 @@ def test_welltory_figures_are_pinned() -> None:
     assert r.in_control_deviation_sd == pytest.approx(0.6394, abs=1e-4)
     assert report_json(r)["main"]["detected_carried_in"] == 1
 
+    # False alerts on more people: the 22 others monitored on >= 14 days, none evaluable for
+    # detection (474 monitored days outside any known illness window). Ours 23 false alert-days
+    # (1.05 per person, 1.46 per 30 days), resting HR only 35, Alavi's rule 13 (0.82 per 30).
+    codes = {i.participant.code for i in r.included}
+    assert [label for label, _ in r.background] == [
+        "ours, all features", "resting HR only", "Alavi's rule"
+    ]  # fmt: skip
+    for _, ev in r.background:
+        assert ev.n_participants == 22
+        assert ev.days_outside_illness == 474
+        assert not codes & {o.patient for o in ev.outcomes}
+        assert all(o.monitored_days >= 14 for o in ev.outcomes)
+    assert [ev.false_alert_days for _, ev in r.background] == [23, 35, 13]
+    assert r.background[0][1].false_alert_days_per_30_days == pytest.approx(1.4557, abs=1e-4)
+    assert report_json(r)["background"]["Alavi's rule"]["false_alert_days"] == 13
+
 
 def test_wardwatch_evaluate_welltory_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evaluate", "welltory", "--data", str(WELLTORY)]) == 0
@@ -306,6 +322,7 @@ def test_wardwatch_evaluate_welltory_prints_the_report(capsys: pytest.CaptureFix
     assert "evaluated 12; excluded 104" in out
     assert "4/12 (33 %)" in out
     assert "67/84 (80 %)" in out
+    assert "22 participants, 474 monitored days outside any known illness window" in out
 
 
 def test_wardwatch_evaluate_welltory_says_which_file_is_missing(
