@@ -479,12 +479,13 @@ def format_report(r: WelltoryReport) -> str:
             f"outside any known illness window",
             f"{'':<{width}}  " + "  ".join(f"{label:>20}" for label, _ in r.background),
         ]
-        for name, value in (
+        rows: list[tuple[str, Callable[[Evaluation], str]]] = [
             ("false alert-days", lambda e: str(e.false_alert_days)),
             ("  per person", lambda e: _num(e.false_alert_days_per_person)),
             ("  per 30 days", lambda e: _num(e.false_alert_days_per_30_days)),
             ("people with any", lambda e: str(sum(o.false_alert_days > 0 for o in e.outcomes))),
-        ):
+        ]
+        for name, value in rows:
             lines.append(
                 f"{name:<{width}}  " + "  ".join(f"{value(ev):>20}" for _, ev in r.background)
             )
