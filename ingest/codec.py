@@ -615,12 +615,8 @@ def _timestamp(value: object, name: str = "ts") -> tuple[int, int]:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise DecodeError("bad timestamp", f"{name} {_show(value)} is not a finite number")
-        if value >= _Y10000_S:
-            raise DecodeError(
-                "bad timestamp",
-                f"{name} {_show(value)} in epoch seconds is after the year 9999 "
-                "(milliseconds sent?)",
-            )
+        if not 0 <= value < _Y10000_S:  # -1e302 s would overflow to -inf in microseconds
+            raise DecodeError("bad timestamp", _epoch_out_of_range(name, value))
         ts_us = value * 1_000_000 if isinstance(value, int) else round(value * 1_000_000)
         offset_min = 0
     elif value is _MISSING:
@@ -633,6 +629,12 @@ def _timestamp(value: object, name: str = "ts") -> tuple[int, int]:
     if ts_us < _Y2000_US:
         raise DecodeError("bad timestamp", f"{name} {_show(value)} is before the year 2000")
     return ts_us, offset_min
+
+
+def _epoch_out_of_range(name: str, value: float) -> str:
+    if value < 0:
+        return f"{name} {_show(value)} is before the year 2000"
+    return f"{name} {_show(value)} in epoch seconds is after the year 9999 (milliseconds sent?)"
 
 
 def _number(name: str, kind: int, value: object, low: float, high: float) -> float:

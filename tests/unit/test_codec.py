@@ -357,6 +357,9 @@ REJECT_CASES: list[tuple[str, bytes | object, str, str]] = [
     ("ts before 2000 by offset", {"ts": "2000-01-01T00:30:00+01:00"}, "bad timestamp", "2000"),
     ("epoch zero", {"ts": 0}, "bad timestamp", "before the year 2000"),
     ("epoch negative", {"ts": -1.5}, "bad timestamp", "before the year 2000"),
+    # Found by the fuzz test: microseconds of -1.8e302 s overflow to -inf, and round() raised.
+    ("epoch hugely negative", {"ts": -1.797693134862316e302}, "bad timestamp",
+     "before the year 2000"),
     ("epoch milliseconds", {"ts": 1_795_860_000_000}, "bad timestamp", "milliseconds"),
     ("epoch huge", {"ts": 1.8e19}, "bad timestamp", "after the year 9999"),
     ("epoch as string", {"ts": "1795860000"}, "bad timestamp", "RFC 3339"),
