@@ -460,6 +460,11 @@ class PatientModel:
             return None
         return ts
 
+    def hour_samples(self, hour: int) -> Samples:
+        """All 60 samples of event hour ``hour`` as generated, before the start and after the
+        device falls silent included (what a synthetic waveform of that hour follows)."""
+        return self._block(hour)[0]
+
     def minute_states(self, hour: int) -> MinuteStates:
         """The wearer's state in each minute of event hour ``hour`` (what drives the samples).
 

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt import MqttEndpoint, make_client
-from simulator.stream import check_accel_hz, stream
+from simulator.stream import check_accel_hz, check_ppg_hz, stream
 from simulator.timeline import DEFAULT_HISTORY, Timeline
 from simulator.ward import SimPatient
 
@@ -257,8 +257,9 @@ class Subscriber:
 class SimulationStats:
     """What a simulation run published, and the span of event time it covered.
 
-    ``messages`` counts every message, accelerometer chunks included; ``samples`` the vital-sign
-    samples; ``accel_messages`` and ``accel_samples`` the accelerometer's chunks and samples.
+    ``messages`` counts every message, waveform chunks included; ``samples`` the vital-sign
+    samples; ``accel_messages`` / ``accel_samples`` and ``ppg_messages`` / ``ppg_samples`` the
+    waveforms' chunks and samples.
     """
 
     messages: int
@@ -267,6 +268,8 @@ class SimulationStats:
     event_end: datetime
     accel_messages: int = 0
     accel_samples: int = 0
+    ppg_messages: int = 0
+    ppg_samples: int = 0
 
 
 def simulate(
@@ -284,18 +287,23 @@ def simulate(
     tz: tzinfo | None = None,
     accel_hz: float | None = None,
     accel_patients: int | None = None,
+    ppg_hz: float | None = None,
+    ppg_patients: int | None = None,
 ) -> SimulationStats:
     """Publish the patients' devices to the broker, paced by a :class:`Timeline`, until done.
 
     Runs ``minutes`` of wall time (None: until ``stop`` is set) at ``speed`` times real time;
     see ``simulator.timeline`` for how event time is kept behind the wall clock, and
     ``simulator.stream`` for how samples become messages. With ``accel_hz`` the first
-    ``accel_patients`` devices (None: all) also publish their raw wrist accelerometer.
+    ``accel_patients`` devices (None: all) also publish their raw wrist accelerometer; with
+    ``ppg_hz`` the first ``ppg_patients`` stream their PPG instead of a heart and breathing rate.
     """
     if accel_hz is not None:
         check_accel_hz(accel_hz)  # before connecting: a bad rate is the caller's mistake
+    if ppg_hz is not None:
+        check_ppg_hz(ppg_hz)
     timeline = Timeline.plan(now_s=clock(), speed=speed, minutes=minutes, history=history)
-    messages = samples = accel_messages = accel_samples = 0
+    messages = samples = accel_messages = accel_samples = ppg_messages = ppg_samples = 0
     with Publisher(mqtt_url) as publisher:
         feed = stream(
             patients,
@@ -308,6 +316,8 @@ def simulate(
             rr_intervals=rr_intervals,
             accel_hz=accel_hz,
             accel_patients=accel_patients,
+            ppg_hz=ppg_hz,
+            ppg_patients=ppg_patients,
         )
         for message in feed:
             publisher.publish(message.topic, message.payload)
@@ -316,6 +326,9 @@ def simulate(
             if message.accel_samples:
                 accel_messages += 1
                 accel_samples += message.accel_samples
+            if message.ppg_samples:
+                ppg_messages += 1
+                ppg_samples += message.ppg_samples
     reached = timeline.event_at(clock() - timeline.wall_start_s)
     return SimulationStats(
         messages=messages,
@@ -324,4 +337,6 @@ def simulate(
         event_end=datetime.fromtimestamp(reached, UTC),
         accel_messages=accel_messages,
         accel_samples=accel_samples,
+        ppg_messages=ppg_messages,
+        ppg_samples=ppg_samples,
     )

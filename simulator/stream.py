@@ -3,7 +3,8 @@
 :func:`stream` is an iterator of :class:`Message` that sleeps until the next sample is due; it
 needs no broker, so the pipeline or a test can consume a simulated ward directly, and
 ``simulator.publish.simulate`` only adds the MQTT client. Wire format: docs/wire-format.md; the
-optional raw accelerometer (``accel_hz``) goes out as waveform chunks, docs/waveforms.md.
+optional raw accelerometer (``accel_hz``) and PPG (``ppg_hz``) go out as waveform chunks,
+docs/waveforms.md.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -24,6 +25,8 @@ import orjson
 from signals.vitals import Metric
 from simulator.motion import FS_RANGE_HZ, WristState, draw_wrist, wrist_accel_block
 from simulator.physiology import SCENARIOS, PatientModel, Samples
+from simulator.ppg import FS_RANGE_HZ as PPG_FS_RANGE_HZ
+from simulator.ppg import PpgState, ppg_block
 from simulator.timeline import SAMPLE_INTERVAL_S, Timeline
 from simulator.ward import SimPatient
 
@@ -72,15 +75,23 @@ def local_zone() -> tzinfo:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One MQTT message: a device's samples as a JSON array, or one accelerometer chunk.
+    """One MQTT message: a device's samples as a JSON array, or one waveform chunk.
 
-    ``samples`` counts vital-sign samples (0 for a chunk), ``accel_samples`` a chunk's samples.
+    ``samples`` counts vital-sign samples (0 for a chunk); ``accel_samples`` and ``ppg_samples``
+    a chunk's samples.
     """
 
     topic: str
     payload: bytes
     samples: int
     accel_samples: int = 0
+    ppg_samples: int = 0
+
+
+#: What a device that streams its PPG leaves to the receiving end (wardwatch derives them).
+LEFT_TO_PPG: frozenset[Metric] = frozenset({Metric.HEART_RATE, Metric.RESP_RATE})
+#: Seconds of PPG per waveform message, as for the accelerometer.
+PPG_CHUNK_S = 30
 
 
 def encode(samples: Samples, tz: tzinfo) -> bytes:
@@ -137,6 +148,42 @@ def encode_accel(
     )
 
 
+def encode_ppg(
+    start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
+) -> bytes:
+    """Serialise a PPG chunk as a waveform payload, values to 3 decimals (arbitrary units).
+
+    >>> encode_ppg(0, 25, np.array([0.51234, -0.2], np.float32), 3, UTC)
+    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"ppg","fs_hz":25,"unit":"au","seq":3,"samples":[0.512,-0.2]}'
+    """
+    rate: float | int = int(fs_hz) if float(fs_hz).is_integer() else float(fs_hz)
+    return orjson.dumps(
+        {
+            "ts": datetime.fromtimestamp(start_s, tz).isoformat(),
+            "kind": "ppg",
+            "fs_hz": rate,
+            "unit": "au",
+            "seq": seq,
+            "samples": np.ascontiguousarray(np.round(values.astype(np.float64), 3)),
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def check_ppg_hz(fs_hz: float) -> float:
+    """Return ``fs_hz`` if the simulator can sample the PPG at it (20-100 Hz, a whole number of
+    samples in each chunk), else ValueError."""
+    low, high = PPG_FS_RANGE_HZ
+    if not (
+        math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * PPG_CHUNK_S).is_integer()
+    ):
+        raise ValueError(
+            f"PPG rate must be {low:g}-{high:g} Hz with a whole number of samples in"
+            f" {PPG_CHUNK_S} s, not {fs_hz!r}"
+        )
+    return float(fs_hz)
+
+
 def check_accel_hz(fs_hz: float) -> float:
     """Return ``fs_hz`` if the simulator can sample the accelerometer at it, else ValueError.
 
@@ -164,6 +211,8 @@ class AccelDevice:
     from the patient seed alone. Chunks are numbered from 0 (``seq``); the first starts at or
     after ``start_s``, and none is sent past the moment the device falls silent.
     """
+
+    check_rate = staticmethod(check_accel_hz)
 
     def __init__(
         self,
@@ -238,6 +287,86 @@ class AccelDevice:
         return self._blocks[hour]
 
 
+class PpgDevice:
+    """One device's PPG, as chunks of :data:`PPG_CHUNK_S` seconds, following the patient's own
+    heart and breathing rates minute by minute (``simulator.ppg``).
+
+    Minutes and chunks line up with the vitals as for :class:`AccelDevice`; an hour is generated
+    at a time, in order, each continuing the beats and breath of the one before. The device
+    sends no heart or breathing rate of its own (``LEFT_TO_PPG``): wardwatch derives them.
+    """
+
+    check_rate = staticmethod(check_ppg_hz)
+
+    def __init__(
+        self,
+        model: PatientModel,
+        *,
+        device_id: str,
+        fs_hz: float,
+        patient_seed: int,
+        noise_seed: int,
+        tz: tzinfo,
+    ) -> None:
+        self.model = model
+        self.topic = waveform_topic_for(device_id)
+        self.fs_hz = check_ppg_hz(fs_hz)
+        self._seeds = (noise_seed, patient_seed)
+        self._tz = tz
+        self._origin_s = model.profile.offset_s - SAMPLE_INTERVAL_S
+        ahead = (model.start_s - self._origin_s) % PPG_CHUNK_S
+        self.next_start_s = model.start_s + (PPG_CHUNK_S - ahead) % PPG_CHUNK_S
+        self.seq = 0
+        self._hour = (self.next_start_s - self._origin_s) // 3600
+        self._state: PpgState | None = None
+        self._blocks: dict[int, npt.NDArray[np.float32]] = {}
+
+    def next_due(self) -> int | None:
+        """Event time at which the next chunk is complete; None once the device is silent."""
+        end = self.next_start_s + PPG_CHUNK_S
+        silent = self.model.silent_from_s
+        return None if silent is not None and end > silent else end
+
+    def messages(self, reached: int) -> Iterator[tuple[int, Message]]:
+        """``(end time, message)`` of each chunk complete by event time ``reached``, in order."""
+        while (end := self.next_due()) is not None and end <= reached:
+            start = self.next_start_s
+            hour = (start - self._origin_s) // 3600
+            first = round((start - self._origin_s - 3600 * hour) * self.fs_hz)
+            values = self._block(hour)[first : first + round(PPG_CHUNK_S * self.fs_hz)]
+            payload = encode_ppg(start, self.fs_hz, values, self.seq, self._tz)
+            self.seq += 1
+            self.next_start_s = end
+            yield end, Message(self.topic, payload, 0, ppg_samples=len(values))
+
+    def _block(self, hour: int) -> npt.NDArray[np.float32]:
+        if hour < self._hour and hour not in self._blocks:
+            raise ValueError(f"hour {hour} of the PPG is gone: it only goes forward")
+        while self._hour <= hour:
+            vitals = self.model.hour_samples(self._hour).values
+            states = self.model.minute_states(self._hour)
+            values, self._state = ppg_block(
+                np.random.default_rng([*self._seeds, self._hour, 0x99C]),
+                fs_hz=self.fs_hz,
+                heart_rate=vitals[Metric.HEART_RATE],
+                resp_rate=vitals[Metric.RESP_RATE],
+                worn=states.worn,
+                walking=states.walking,
+                state=self._state,
+            )
+            self._blocks = {self._hour: values} | {
+                h: v for h, v in self._blocks.items() if h == self._hour - 1
+            }
+            self._hour += 1
+        return self._blocks[hour]
+
+
+def without_ppg_rates(samples: Samples) -> Samples:
+    """The vitals a PPG-streaming device sends: no heart or breathing rate, no RR intervals."""
+    kept = {m: v for m, v in samples.values.items() if m not in LEFT_TO_PPG}
+    return Samples(samples.ts_s, kept, None)
+
+
 def model_for(
     patient: SimPatient,
     *,
@@ -273,6 +402,8 @@ def stream(
     tick_s: float = TICK_S,
     accel_hz: float | None = None,
     accel_patients: int | None = None,
+    ppg_hz: float | None = None,
+    ppg_patients: int | None = None,
 ) -> Iterator[Message]:
     """Yield each device's messages as their samples fall due; ends with a bounded run or ``stop``.
 
@@ -282,7 +413,9 @@ def stream(
 
     With ``accel_hz``, the first ``accel_patients`` devices (None: all) also send their raw wrist
     accelerometer at that rate (:class:`AccelDevice`): a chunk once its last sample's time is
-    reached, in time order with the device's vitals messages.
+    reached, in time order with the device's vitals messages. With ``ppg_hz``, the first
+    ``ppg_patients`` devices (None: all) stream their PPG (:class:`PpgDevice`) and send no heart
+    or breathing rate of their own, as a ring that leaves them to the receiving end.
     """
     zone = local_zone() if tz is None else tz
     start_s = math.ceil(timeline.event_start_s)
@@ -293,38 +426,33 @@ def stream(
         )
         for p in patients
     ]
-    accels: list[AccelDevice | None] = [None] * len(models)
-    if accel_patients is not None and accel_patients < 0:
-        raise ValueError(f"accel_patients must be 0 or more, not {accel_patients}")
-    if accel_hz is not None:
-        check_accel_hz(accel_hz)
-        for i, p in enumerate(patients[:accel_patients]):
-            accels[i] = AccelDevice(
-                models[i][1],
-                device_id=p.device_id,
-                fs_hz=accel_hz,
-                patient_seed=p.seed,
-                noise_seed=seed,
-                tz=zone,
-            )
+    pairs = [(p, m) for p, (_, m) in zip(patients, models, strict=True)]
+    accels = _waveform_devices(AccelDevice, pairs, accel_hz, accel_patients, "accel_patients",
+                               seed=seed, tz=zone)  # fmt: skip
+    ppgs = _waveform_devices(PpgDevice, pairs, ppg_hz, ppg_patients, "ppg_patients",
+                             seed=seed, tz=zone)  # fmt: skip
     cursor = start_s  # every sample stamped before the cursor has been yielded
     end_s = timeline.event_end_s
     last_round = -math.inf
     while not stop.is_set():
         due = [d for _, m in models if (d := m.next_due(cursor)) is not None]
         due += [d for a in accels if a is not None and (d := a.next_due()) is not None]
+        due += [d for g in ppgs if g is not None and (d := g.next_due()) is not None]
         if not due or (end_s is not None and min(due) > end_s):
             return  # every device has fallen silent, or the run ends before the next sample
         elapsed = clock() - timeline.wall_start_s
         reached = math.floor(timeline.event_at(elapsed))
         if min(due) <= reached and elapsed - last_round >= tick_s:
             last_round = elapsed
-            for (topic, model), accel in zip(models, accels, strict=True):
+            for (topic, model), accel, ppg in zip(models, accels, ppgs, strict=True):
                 samples = model.samples(cursor, reached + 1)
+                if ppg is not None:
+                    samples = without_ppg_rates(samples)
                 messages: Iterable[Message] = _vitals_messages(topic, samples, zone, batch_max)
-                if accel is not None:
+                chunks = [w.messages(reached) for w in (accel, ppg) if w is not None]
+                if chunks:
                     messages = _in_time_order(
-                        _timed_vitals(topic, samples, zone, batch_max), accel.messages(reached)
+                        _timed_vitals(topic, samples, zone, batch_max), *chunks
                     )
                 for message in messages:
                     yield message
@@ -337,6 +465,31 @@ def stream(
             return
         delay = max(wake, last_round + tick_s) - elapsed
         sleep(min(max(delay, 1e-3), MAX_SLEEP_S))  # at least a little: never spin
+
+
+_Device = TypeVar("_Device", "AccelDevice", "PpgDevice")
+
+
+def _waveform_devices(
+    kind: type[_Device],
+    pairs: Sequence[tuple[SimPatient, PatientModel]],
+    fs_hz: float | None,
+    count: int | None,
+    name: str,
+    *,
+    seed: int,
+    tz: tzinfo,
+) -> list[_Device | None]:
+    """One waveform device per patient for the first ``count`` (None: all), if ``fs_hz``."""
+    if count is not None and count < 0:
+        raise ValueError(f"{name} must be 0 or more, not {count}")
+    out: list[_Device | None] = [None] * len(pairs)
+    if fs_hz is not None:
+        kind.check_rate(fs_hz)  # even when no patient streams it: a bad rate is the caller's
+        for i, (p, model) in enumerate(pairs[:count]):
+            out[i] = kind(model, device_id=p.device_id, fs_hz=fs_hz, patient_seed=p.seed,
+                          noise_seed=seed, tz=tz)  # fmt: skip
+    return out
 
 
 def _vitals_messages(topic: str, samples: Samples, tz: tzinfo, batch_max: int) -> Iterator[Message]:
@@ -354,10 +507,11 @@ def _timed_vitals(
 
 
 def _in_time_order(
-    vitals: Iterator[tuple[int, Message]], accel: Iterator[tuple[int, Message]]
+    vitals: Iterator[tuple[int, Message]], *chunks: Iterator[tuple[int, Message]]
 ) -> Iterator[Message]:
-    """Merge by time; at a tie the vitals sample first (it summarises the minute just ended)."""
-    tagged_vitals = ((t, 0, m) for t, m in vitals)
-    tagged_accel = ((t, 1, m) for t, m in accel)
-    for _, _, message in heapq.merge(tagged_vitals, tagged_accel, key=lambda x: (x[0], x[1])):
+    """Merge by time; at a tie the vitals sample first (it summarises the minute just ended),
+    then the waveforms in the order given."""
+    tagged = [((t, 0, m) for t, m in vitals)]
+    tagged += [((t, k, m) for t, m in c) for k, c in enumerate(chunks, start=1)]
+    for _, _, message in heapq.merge(*tagged, key=lambda x: (x[0], x[1])):
         yield message

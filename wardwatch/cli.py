@@ -52,6 +52,19 @@ def _accel_hz(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _ppg_hz(text: str) -> float | None:
+    """A PPG rate for the simulator; 0 turns it off."""
+    from simulator.stream import check_ppg_hz  # noqa: PLC0415 - numpy only when asked
+
+    value = float(text)
+    if value == 0:
+        return None
+    try:
+        return check_ppg_hz(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -268,6 +281,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         stop=stop,
         accel_hz=args.accel_hz,
         accel_patients=args.accel_patients,
+        ppg_hz=args.ppg_hz,
+        ppg_patients=args.ppg_patients,
     )
     print(stats)
     return 0
@@ -692,6 +707,19 @@ def _add_simulator_commands(sub: Any) -> None:
         type=_count,
         default=None,
         help="only the first N patients' devices send the accelerometer (default: all)",
+    )
+    p.add_argument(
+        "--ppg-hz",
+        type=_ppg_hz,
+        default=None,
+        help="devices stream their PPG at this rate, 20-100 Hz, and send no heart or breathing"
+        " rate: wardwatch derives them (default: off; docs/simulator.md)",
+    )
+    p.add_argument(
+        "--ppg-patients",
+        type=_count,
+        default=None,
+        help="only the first N patients' devices stream a PPG (default: all)",
     )
     _connection_flags(p)
     p.set_defaults(func=cmd_simulate)

@@ -57,6 +57,8 @@ def simulate(
     stop: threading.Event,
     accel_hz: float | None = None,
     accel_patients: int | None = None,
+    ppg_hz: float | None = None,
+    ppg_patients: int | None = None,
 ) -> str:
     ward = make_ward(patients, seed=seed, scenario=scenario)
     if enrol:
@@ -70,6 +72,13 @@ def simulate(
         stop=stop,
         accel_hz=accel_hz,
         accel_patients=accel_patients,
+        ppg_hz=ppg_hz,
+        ppg_patients=ppg_patients,
+    )
+    ppg = (
+        f", {stats.ppg_messages} PPG chunks ({stats.ppg_samples} samples at {ppg_hz:g} Hz)"
+        if ppg_hz is not None
+        else ""
     )
     accel = (
         f", {stats.accel_messages} of them accelerometer chunks ({stats.accel_samples} samples"
@@ -79,7 +88,8 @@ def simulate(
     )
     return (
         f"published {stats.messages} messages ({stats.samples} samples) for {len(ward)} patients"
-        f"{accel}, event time {stats.event_start:%Y-%m-%d %H:%M} → {stats.event_end:%H:%M} UTC"
+        f"{accel}{ppg}, event time {stats.event_start:%Y-%m-%d %H:%M} → "
+        f"{stats.event_end:%H:%M} UTC"
     )
 
 
