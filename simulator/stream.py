@@ -9,6 +9,7 @@ docs/waveforms.md.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import threading
@@ -23,7 +24,13 @@ import numpy.typing as npt
 import orjson
 
 from signals.vitals import Metric
-from simulator.motion import FS_RANGE_HZ, WristState, draw_wrist, wrist_accel_block
+from simulator.motion import (
+    FS_RANGE_HZ,
+    WristProfile,
+    WristState,
+    draw_wrist,
+    wrist_accel_block,
+)
 from simulator.physiology import SCENARIOS, PatientModel, Samples
 from simulator.ppg import FS_RANGE_HZ as PPG_FS_RANGE_HZ
 from simulator.ppg import PpgState, ppg_block
@@ -125,21 +132,22 @@ def encode(samples: Samples, tz: tzinfo) -> bytes:
     return orjson.dumps(rows)
 
 
-def encode_accel(
-    start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
-) -> bytes:
-    """Serialise an accelerometer chunk as a waveform payload, values to the mg (3 decimals).
+def encode_waveform(
+    kind: str, unit: str, start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int,
+    tz: tzinfo,
+) -> bytes:  # fmt: skip
+    """Serialise a waveform chunk as a waveform payload (docs/waveforms.md), values to 3 decimals.
 
-    >>> encode_accel(0, 25, np.array([[0.0121, -0.5, 0.99949]], np.float32), 7, UTC)
-    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"accel","fs_hz":25,"unit":"g","seq":7,"samples":[[0.012,-0.5,0.999]]}'
+    >>> encode_waveform("ppg", "au", 0, 25, np.array([0.51234, -0.2], np.float32), 3, UTC)
+    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"ppg","fs_hz":25,"unit":"au","seq":3,"samples":[0.512,-0.2]}'
     """
     rate: float | int = int(fs_hz) if float(fs_hz).is_integer() else float(fs_hz)
     return orjson.dumps(
         {
             "ts": datetime.fromtimestamp(start_s, tz).isoformat(),
-            "kind": "accel",
+            "kind": kind,
             "fs_hz": rate,
-            "unit": "g",
+            "unit": unit,
             "seq": seq,
             # float64 after rounding, so 0.012 is written "0.012", not float32's 0.0120000001.
             "samples": np.ascontiguousarray(np.round(values.astype(np.float64), 3)),
@@ -148,40 +156,38 @@ def encode_accel(
     )
 
 
+def encode_accel(
+    start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
+) -> bytes:
+    """An accelerometer chunk, values in g to the mg.
+
+    >>> encode_accel(0, 25, np.array([[0.0121, -0.5, 0.99949]], np.float32), 7, UTC)
+    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"accel","fs_hz":25,"unit":"g","seq":7,"samples":[[0.012,-0.5,0.999]]}'
+    """
+    return encode_waveform("accel", "g", start_s, fs_hz, values, seq, tz)
+
+
 def encode_ppg(
     start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
 ) -> bytes:
-    """Serialise a PPG chunk as a waveform payload, values to 3 decimals (arbitrary units).
+    """A PPG chunk, in arbitrary units (an AC-coupled PPG has no physical unit)."""
+    return encode_waveform("ppg", "au", start_s, fs_hz, values, seq, tz)
 
-    >>> encode_ppg(0, 25, np.array([0.51234, -0.2], np.float32), 3, UTC)
-    b'{"ts":"1970-01-01T00:00:00+00:00","kind":"ppg","fs_hz":25,"unit":"au","seq":3,"samples":[0.512,-0.2]}'
-    """
-    rate: float | int = int(fs_hz) if float(fs_hz).is_integer() else float(fs_hz)
-    return orjson.dumps(
-        {
-            "ts": datetime.fromtimestamp(start_s, tz).isoformat(),
-            "kind": "ppg",
-            "fs_hz": rate,
-            "unit": "au",
-            "seq": seq,
-            "samples": np.ascontiguousarray(np.round(values.astype(np.float64), 3)),
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+
+def _check_rate(what: str, fs_hz: float, fs_range: tuple[float, float], chunk_s: int) -> float:
+    low, high = fs_range
+    if not (math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * chunk_s).is_integer()):
+        raise ValueError(
+            f"{what} rate must be {low:g}-{high:g} Hz with a whole number of samples in"
+            f" {chunk_s} s, not {fs_hz!r}"
+        )
+    return float(fs_hz)
 
 
 def check_ppg_hz(fs_hz: float) -> float:
     """Return ``fs_hz`` if the simulator can sample the PPG at it (20-100 Hz, a whole number of
     samples in each chunk), else ValueError."""
-    low, high = PPG_FS_RANGE_HZ
-    if not (
-        math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * PPG_CHUNK_S).is_integer()
-    ):
-        raise ValueError(
-            f"PPG rate must be {low:g}-{high:g} Hz with a whole number of samples in"
-            f" {PPG_CHUNK_S} s, not {fs_hz!r}"
-        )
-    return float(fs_hz)
+    return _check_rate("PPG", fs_hz, PPG_FS_RANGE_HZ, PPG_CHUNK_S)
 
 
 def check_accel_hz(fs_hz: float) -> float:
@@ -189,30 +195,22 @@ def check_accel_hz(fs_hz: float) -> float:
 
     5-100 Hz, with a whole number of samples in each chunk.
     """
-    low, high = FS_RANGE_HZ
-    if not (
-        math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * ACCEL_CHUNK_S).is_integer()
-    ):
-        raise ValueError(
-            f"accelerometer rate must be {low:g}-{high:g} Hz with a whole number of samples in"
-            f" {ACCEL_CHUNK_S} s, not {fs_hz!r}"
-        )
-    return float(fs_hz)
+    return _check_rate("accelerometer", fs_hz, FS_RANGE_HZ, ACCEL_CHUNK_S)
 
 
-class AccelDevice:
-    """One device's raw wrist accelerometer, as chunks of :data:`ACCEL_CHUNK_S` seconds.
+class _WaveformDevice:
+    """One device's waveform, as chunks of ``chunk_s`` seconds, generated an hour at a time.
 
     Minute ``m`` of the minute model (the minute before the sample stamped ``60·m + offset``)
-    becomes ``60 · fs_hz`` samples over exactly that minute, so the raw signal and the vitals
-    describe the same minutes. An hour of samples is generated at a time, in order, each hour
-    continuing from where the one before left off (``simulator.motion``); its noise comes from
-    ``(noise seed, patient seed, hour)``, the wearer's habits and the sensor's calibration error
-    from the patient seed alone. Chunks are numbered from 0 (``seq``); the first starts at or
-    after ``start_s``, and none is sent past the moment the device falls silent.
+    becomes ``60 · fs_hz`` samples over exactly that minute, so the waveform and the vitals
+    describe the same minutes. Hours are generated in order, each continuing from where the one
+    before left off (``_generate``). Chunks are numbered from 0 (``seq``); the first starts at or
+    after the model's start, and none is sent past the moment the device falls silent.
     """
 
-    check_rate = staticmethod(check_accel_hz)
+    chunk_s: int
+    encoder: Callable[[int, float, npt.NDArray[np.float32], int, tzinfo], bytes]
+    check_rate: Callable[[float], float]
 
     def __init__(
         self,
@@ -226,22 +224,21 @@ class AccelDevice:
     ) -> None:
         self.model = model
         self.topic = waveform_topic_for(device_id)
-        self.fs_hz = check_accel_hz(fs_hz)
-        self.wrist = draw_wrist([patient_seed, 0xACC])
-        self._seeds = (noise_seed, patient_seed)
+        self.fs_hz = type(self).check_rate(fs_hz)
+        self._patient_seed = patient_seed
+        self._seeds = (noise_seed, patient_seed)  # each hour's noise: these and the hour
         self._tz = tz
-        # Minutes run from 60·m + offset - 60, so chunks start at offset (mod ACCEL_CHUNK_S).
+        # Minutes run from 60·m + offset - 60, so chunks start at offset (mod chunk_s).
         self._origin_s = model.profile.offset_s - SAMPLE_INTERVAL_S
-        ahead = (model.start_s - self._origin_s) % ACCEL_CHUNK_S
-        self.next_start_s = model.start_s + (ACCEL_CHUNK_S - ahead) % ACCEL_CHUNK_S
+        ahead = (model.start_s - self._origin_s) % self.chunk_s
+        self.next_start_s = model.start_s + (self.chunk_s - ahead) % self.chunk_s
         self.seq = 0
         self._hour = self._hour_of(self.next_start_s)  # the next hour to generate
-        self._state: WristState | None = None
         self._blocks: dict[int, npt.NDArray[np.float32]] = {}
 
     def next_due(self) -> int | None:
         """Event time at which the next chunk is complete; None once the device is silent."""
-        end = self.next_start_s + ACCEL_CHUNK_S
+        end = self.next_start_s + self.chunk_s
         silent = self.model.silent_from_s
         return None if silent is not None and end > silent else end
 
@@ -251,11 +248,18 @@ class AccelDevice:
             start = self.next_start_s
             hour = self._hour_of(start)
             first = round((start - self._hour_start(hour)) * self.fs_hz)
-            values = self._block(hour)[first : first + round(ACCEL_CHUNK_S * self.fs_hz)]
-            payload = encode_accel(start, self.fs_hz, values, self.seq, self._tz)
+            values = self._block(hour)[first : first + round(self.chunk_s * self.fs_hz)]
+            payload = type(self).encoder(start, self.fs_hz, values, self.seq, self._tz)
             self.seq += 1
             self.next_start_s = end
-            yield end, Message(self.topic, payload, 0, len(values))
+            yield end, self._message(payload, len(values))
+
+    def _message(self, payload: bytes, n_samples: int) -> Message:
+        raise NotImplementedError
+
+    def _generate(self, hour: int) -> npt.NDArray[np.float32]:
+        """The hour's samples, continuing the hour before (called once per hour, in order)."""
+        raise NotImplementedError
 
     def _hour_of(self, t_s: int) -> int:
         return (t_s - self._origin_s) // 3600
@@ -266,20 +270,9 @@ class AccelDevice:
     def _block(self, hour: int) -> npt.NDArray[np.float32]:
         """The hour's samples, generating the hours up to it in order (each continues the last)."""
         if hour < self._hour and hour not in self._blocks:
-            raise ValueError(f"hour {hour} of the accelerometer is gone: it only goes forward")
+            raise ValueError(f"hour {hour} of the waveform is gone: it only goes forward")
         while self._hour <= hour:
-            states = self.model.minute_states(self._hour)
-            values, self._state = wrist_accel_block(
-                np.random.default_rng([*self._seeds, self._hour, 0xACC]),
-                fs_hz=self.fs_hz,
-                asleep=states.asleep,
-                walking=states.walking,
-                worn=states.worn,
-                steps=states.steps,
-                severity=states.severity,
-                wrist=self.wrist,
-                state=self._state,
-            )
+            values = self._generate(self._hour)
             self._blocks = {self._hour: values} | {
                 h: v for h, v in self._blocks.items() if h == self._hour - 1
             }
@@ -287,78 +280,71 @@ class AccelDevice:
         return self._blocks[hour]
 
 
-class PpgDevice:
+class AccelDevice(_WaveformDevice):
+    """One device's raw wrist accelerometer, as chunks of :data:`ACCEL_CHUNK_S` seconds.
+
+    Each hour's noise comes from ``(noise seed, patient seed, hour)``, the wearer's habits and the
+    sensor's calibration error from the patient seed alone (``simulator.motion``).
+    """
+
+    chunk_s = ACCEL_CHUNK_S
+    encoder = staticmethod(encode_accel)
+    check_rate = staticmethod(check_accel_hz)
+    _state: WristState | None = None
+
+    @functools.cached_property
+    def wrist(self) -> WristProfile:
+        """The wearer's habits and the sensor's calibration error: the patient seed's alone."""
+        return draw_wrist([self._patient_seed, 0xACC])
+
+    def _message(self, payload: bytes, n_samples: int) -> Message:
+        return Message(self.topic, payload, 0, accel_samples=n_samples)
+
+    def _generate(self, hour: int) -> npt.NDArray[np.float32]:
+        states = self.model.minute_states(hour)
+        values, self._state = wrist_accel_block(
+            np.random.default_rng([*self._seeds, hour, 0xACC]),
+            fs_hz=self.fs_hz,
+            asleep=states.asleep,
+            walking=states.walking,
+            worn=states.worn,
+            steps=states.steps,
+            severity=states.severity,
+            wrist=self.wrist,
+            state=self._state,
+        )
+        return values
+
+
+class PpgDevice(_WaveformDevice):
     """One device's PPG, as chunks of :data:`PPG_CHUNK_S` seconds, following the patient's own
     heart and breathing rates minute by minute (``simulator.ppg``).
 
-    Minutes and chunks line up with the vitals as for :class:`AccelDevice`; an hour is generated
-    at a time, in order, each continuing the beats and breath of the one before. The device
-    sends no heart or breathing rate of its own (``LEFT_TO_PPG``): wardwatch derives them.
+    Each hour continues the beats and breath of the one before. The device sends no heart or
+    breathing rate of its own (``LEFT_TO_PPG``): wardwatch derives them.
     """
 
+    chunk_s = PPG_CHUNK_S
+    encoder = staticmethod(encode_ppg)
     check_rate = staticmethod(check_ppg_hz)
+    _state: PpgState | None = None
 
-    def __init__(
-        self,
-        model: PatientModel,
-        *,
-        device_id: str,
-        fs_hz: float,
-        patient_seed: int,
-        noise_seed: int,
-        tz: tzinfo,
-    ) -> None:
-        self.model = model
-        self.topic = waveform_topic_for(device_id)
-        self.fs_hz = check_ppg_hz(fs_hz)
-        self._seeds = (noise_seed, patient_seed)
-        self._tz = tz
-        self._origin_s = model.profile.offset_s - SAMPLE_INTERVAL_S
-        ahead = (model.start_s - self._origin_s) % PPG_CHUNK_S
-        self.next_start_s = model.start_s + (PPG_CHUNK_S - ahead) % PPG_CHUNK_S
-        self.seq = 0
-        self._hour = (self.next_start_s - self._origin_s) // 3600
-        self._state: PpgState | None = None
-        self._blocks: dict[int, npt.NDArray[np.float32]] = {}
+    def _message(self, payload: bytes, n_samples: int) -> Message:
+        return Message(self.topic, payload, 0, ppg_samples=n_samples)
 
-    def next_due(self) -> int | None:
-        """Event time at which the next chunk is complete; None once the device is silent."""
-        end = self.next_start_s + PPG_CHUNK_S
-        silent = self.model.silent_from_s
-        return None if silent is not None and end > silent else end
-
-    def messages(self, reached: int) -> Iterator[tuple[int, Message]]:
-        """``(end time, message)`` of each chunk complete by event time ``reached``, in order."""
-        while (end := self.next_due()) is not None and end <= reached:
-            start = self.next_start_s
-            hour = (start - self._origin_s) // 3600
-            first = round((start - self._origin_s - 3600 * hour) * self.fs_hz)
-            values = self._block(hour)[first : first + round(PPG_CHUNK_S * self.fs_hz)]
-            payload = encode_ppg(start, self.fs_hz, values, self.seq, self._tz)
-            self.seq += 1
-            self.next_start_s = end
-            yield end, Message(self.topic, payload, 0, ppg_samples=len(values))
-
-    def _block(self, hour: int) -> npt.NDArray[np.float32]:
-        if hour < self._hour and hour not in self._blocks:
-            raise ValueError(f"hour {hour} of the PPG is gone: it only goes forward")
-        while self._hour <= hour:
-            vitals = self.model.hour_samples(self._hour).values
-            states = self.model.minute_states(self._hour)
-            values, self._state = ppg_block(
-                np.random.default_rng([*self._seeds, self._hour, 0x99C]),
-                fs_hz=self.fs_hz,
-                heart_rate=vitals[Metric.HEART_RATE],
-                resp_rate=vitals[Metric.RESP_RATE],
-                worn=states.worn,
-                walking=states.walking,
-                state=self._state,
-            )
-            self._blocks = {self._hour: values} | {
-                h: v for h, v in self._blocks.items() if h == self._hour - 1
-            }
-            self._hour += 1
-        return self._blocks[hour]
+    def _generate(self, hour: int) -> npt.NDArray[np.float32]:
+        vitals = self.model.hour_samples(hour).values
+        states = self.model.minute_states(hour)
+        values, self._state = ppg_block(
+            np.random.default_rng([*self._seeds, hour, 0x99C]),
+            fs_hz=self.fs_hz,
+            heart_rate=vitals[Metric.HEART_RATE],
+            resp_rate=vitals[Metric.RESP_RATE],
+            worn=states.worn,
+            walking=states.walking,
+            state=self._state,
+        )
+        return values
 
 
 def without_ppg_rates(samples: Samples) -> Samples:

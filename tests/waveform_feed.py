@@ -59,3 +59,28 @@ def send_waveform(
     finally:
         p.close()
     return end
+
+
+def send_vitals(url: str, device: str, vitals: dict[str, object], *, clock: datetime) -> None:
+    """Send one vitals sample from ``device`` through ``ingest.pipeline`` (received at its
+    ``ts``), the pipeline's clock standing at ``clock``; NEWS2 scores the patient then."""
+    at = datetime.fromisoformat(str(vitals["ts"]))
+    p = pipe.Pipeline(
+        url, settings=pipe.Settings(), metrics=pipe.PipelineMetrics.create(CollectorRegistry()),
+        clock=lambda: clock,
+    )  # fmt: skip
+    try:
+        p.process([(f"wardwatch/v1/devices/{device}/vitals", orjson.dumps([vitals]), _us(at))])
+    finally:
+        p.close()
+
+
+def latest_missing(url: str, patient: str) -> list[str]:
+    """The NEWS2 parameters the patient's latest score had no value for."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select missing from scores where patient_id = %s order by ts desc limit 1",
+            (patient,),
+        ).fetchone()
+    assert row is not None, f"{patient} has no score"
+    return list(row[0])  # type: ignore[call-overload]

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,30 +39,25 @@ def _positive(text: str) -> float:
     return value
 
 
-def _accel_hz(text: str) -> float | None:
-    """An accelerometer rate for the simulator; 0 turns it off."""
-    from simulator.stream import check_accel_hz  # noqa: PLC0415 - numpy only when asked
+def _waveform_hz(check: str) -> Callable[[str], float | None]:
+    """A parser of a simulated waveform's rate (``simulator.stream.<check>``); 0 turns it off."""
 
-    value = float(text)
-    if value == 0:
-        return None
-    try:
-        return check_accel_hz(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def parse(text: str) -> float | None:
+        from simulator import stream  # noqa: PLC0415 - numpy only when asked
+
+        value = float(text)
+        if value == 0:
+            return None
+        try:
+            return float(getattr(stream, check)(value))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def _ppg_hz(text: str) -> float | None:
-    """A PPG rate for the simulator; 0 turns it off."""
-    from simulator.stream import check_ppg_hz  # noqa: PLC0415 - numpy only when asked
-
-    value = float(text)
-    if value == 0:
-        return None
-    try:
-        return check_ppg_hz(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_accel_hz = _waveform_hz("check_accel_hz")
+_ppg_hz = _waveform_hz("check_ppg_hz")
 
 
 def _count(text: str) -> int:

@@ -423,6 +423,20 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
     return stored
 
 
+def _settled_spans(
+    stream: _Stream, quiet_from_us: int, settle_us: int
+) -> list[tuple[WaveformChunk, int]]:
+    """Each segment with new work and how far it is final: ``settle_us`` before its end while
+    the device may still send more (its data ends after ``quiet_from_us``), else its end."""
+    spans = []
+    for segment in stream.segments:
+        end = segment.end_us
+        settled_to = end - settle_us if end > quiet_from_us else end
+        if settled_to > stream.since_us:
+            spans.append((segment, settled_to))
+    return spans
+
+
 def _pass_over(conn: Conn, stream: _Stream, what: str) -> None:
     """Mark the stream's data done without deriving it (the device reports the metric itself),
     so that retention (storage.retention) need not keep it waiting for this job."""
@@ -453,18 +467,13 @@ def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
             _pass_over(conn, s, "pulse")
             continue
         parts: list[tuple[Metric, I64, F64]] = []
-        settled = s.since_us
-        for segment in s.segments:
-            end = segment.end_us
-            settled_to = end - PPG_SETTLE_US if end > quiet_from else end
-            if settled_to <= s.since_us:
-                continue
+        spans = _settled_spans(s, quiet_from, PPG_SETTLE_US)
+        for segment, settled_to in spans:
             ts, bpm = ppg_heart_rate_minutes(segment, after_us=s.since_us, settled_to_us=settled_to)
             parts.append((Metric.HEART_RATE, ts, bpm))
-            settled = max(settled, settled_to)
         stored += _store(conn, s, now, parts)
-        if settled > s.since_us:
-            devices.set_derived_until(conn, device, "pulse", _utc(settled))
+        if spans:
+            devices.set_derived_until(conn, device, "pulse", _utc(max(t for _, t in spans)))
     return stored
 
 
@@ -497,22 +506,17 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
         wanted = [m for m in (Metric.RR_INTERVAL, Metric.HEART_RATE)
                   if not _own(conn, s, m, now)]  # fmt: skip
         parts: list[tuple[Metric, I64, F64]] = []
-        settled = s.since_us
-        for segment in s.segments:
-            end = segment.end_us
-            settled_to = end - ECG_SETTLE_US if end > quiet_from else end
-            if settled_to <= s.since_us:
-                continue
+        spans = _settled_spans(s, quiet_from, ECG_SETTLE_US)
+        for segment, settled_to in spans:
             b = ecg_beats(segment, after_us=s.since_us, settled_to_us=settled_to)
             found = {
                 Metric.RR_INTERVAL: (b.rr_ts_us, b.rr_ms),
                 Metric.HEART_RATE: (b.hr_ts_us, b.hr_bpm),
             }
             parts += [(m, *found[m]) for m in wanted]
-            settled = max(settled, settled_to)
         stored += _store(conn, s, now, parts)
-        if settled > s.since_us:
-            devices.set_derived_until(conn, device, "beats", _utc(settled))
+        if spans:
+            devices.set_derived_until(conn, device, "beats", _utc(max(t for _, t in spans)))
     return stored
 
 

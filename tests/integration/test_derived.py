@@ -24,7 +24,7 @@ from signals.respiration import resp_rate_from_signal, resp_rates_from_ppg
 from signals.vitals import Metric
 from storage.devices import DERIVED_SUFFIX
 from storage.ward import PostgresWard
-from tests.waveform_feed import enrol, send_waveform
+from tests.waveform_feed import enrol, latest_missing, send_vitals, send_waveform
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -94,21 +94,10 @@ def test_breathing_rate_from_a_real_ppg_agrees_with_the_belt_and_feeds_news2(
     assert abs(float(np.median([r for _, r in expected])) - float(np.median(belt_minutes))) < 1.0
 
     # A watch sending heart rate and SpO2 only: NEWS2 now has a respiratory rate to score.
-    p = _pipeline(database_url)
-    try:
-        vitals = {"ts": (T0 + timedelta(minutes=5, seconds=30)).isoformat(), "heart_rate": 86,
-                  "spo2": 97}  # fmt: skip
-        at = _us(T0 + timedelta(minutes=5, seconds=31))
-        p.process([(f"wardwatch/v1/devices/{device}/vitals", orjson.dumps([vitals]), at)])
-    finally:
-        p.close()
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "select missing from scores where patient_id = %s order by ts desc limit 1",
-            (patient,),
-        ).fetchone()
-    assert row is not None
-    assert "resp_rate" not in row[0]
+    vitals = {"ts": (T0 + timedelta(minutes=5, seconds=30)).isoformat(), "heart_rate": 86,
+              "spo2": 97}  # fmt: skip
+    send_vitals(database_url, device, vitals, clock=T0 + timedelta(minutes=6))
+    assert "resp_rate" not in latest_missing(database_url, patient)
     # The nurse's view says the breathing rate was derived, not measured by the device.
     with ConnectionPool(database_url, min_size=1, max_size=1, open=True) as pool:
         status = next(p for p in PostgresWard(pool).patients() if p.patient_id == patient)

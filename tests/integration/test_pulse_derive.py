@@ -14,19 +14,16 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import numpy as np
-import orjson
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry
 
-from ingest import pipeline as pipe
 from signals.derived import ppg_heart_rate_minutes
 from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
 from storage.devices import DERIVED_SUFFIX
 from tests.unit.test_ppg_heart_rate import rate_per_minute
 from tests.unit.test_ppg_resp import ecg_r_peaks, recording
-from tests.waveform_feed import enrol, send_waveform
+from tests.waveform_feed import enrol, latest_missing, send_vitals, send_waveform
 from wardwatch import jobs
 
 pytestmark = pytest.mark.integration
@@ -132,19 +129,6 @@ def test_news2_scores_the_derived_heart_rate(database_url: str, uid: str) -> Non
     with psycopg.connect(database_url) as conn:
         jobs.derive_pulse(conn, now=end + timedelta(minutes=3))
     at = T0 + timedelta(minutes=5, seconds=30)
-    p = pipe.Pipeline(
-        database_url, settings=pipe.Settings(),
-        metrics=pipe.PipelineMetrics.create(CollectorRegistry()), clock=lambda: end,
-    )  # fmt: skip
-    try:
-        vitals = {"ts": at.isoformat(), "spo2": 97, "resp_rate": 15}
-        p.process([(f"wardwatch/v1/devices/ppg-{uid}/vitals", orjson.dumps([vitals]), _us(at))])
-    finally:
-        p.close()
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "select missing from scores where patient_id = %s order by ts desc limit 1",
-            (patient,),
-        ).fetchone()
-    assert row is not None
-    assert "heart_rate" not in row[0]
+    send_vitals(database_url, f"ppg-{uid}", {"ts": at.isoformat(), "spo2": 97, "resp_rate": 15},
+                clock=end)  # fmt: skip
+    assert "heart_rate" not in latest_missing(database_url, patient)
