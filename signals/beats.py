@@ -69,6 +69,10 @@ REFINE_S: Final = 0.075
 MIN_DURATION_S: Final = 1.0
 
 
+#: Sampling rates the R-peak detector accepts, Hz.
+ECG_FS_RANGE_HZ: Final = (50.0, 5000.0)
+
+
 def ecg_r_peaks(ecg: npt.ArrayLike, fs: float) -> I64:
     """Return the sample indices (sorted, unique, int64) of the R peaks in a single-lead ECG.
 
@@ -79,7 +83,7 @@ def ecg_r_peaks(ecg: npt.ArrayLike, fs: float) -> I64:
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"one lead expected, got an array of shape {x.shape}")
-    if not 50.0 <= fs <= 5000.0:
+    if not ECG_FS_RANGE_HZ[0] <= fs <= ECG_FS_RANGE_HZ[1]:
         raise ValueError(f"sampling rate {fs} Hz outside 50–5000 Hz")
     if x.size < MIN_DURATION_S * fs or not np.all(np.isfinite(x)):
         return np.empty(0, dtype=np.int64)

@@ -23,15 +23,31 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from signals.beats import ecg_r_peaks
+from signals.beats import ECG_FS_RANGE_HZ, ecg_r_peaks
 from signals.ppg_quality import WINDOW_S as SQI_WINDOW_S
 from signals.ppg_quality import acceptable_share, ppg_sqi
-from signals.pulse import bandpass_ppg, ppg_pulse_peaks
+from signals.pulse import MAX_FS_HZ, MIN_FS_HZ, bandpass_ppg, ppg_pulse_peaks
 from signals.respiration import resp_rates_from_ppg
 from signals.vitals import F64, I64, PLAUSIBLE, Metric
 from signals.waveforms import WaveformChunk, WaveformKind
 
 WINDOW_US = 60_000_000  # one estimate per whole minute
+#: Sampling rates each kind of waveform can be derived from (the detectors' own limits; ingest
+#: stores 1-2000 Hz). A stream outside them is kept but nothing is derived from it, and the
+#: derive job says so, rather than failing for every device (``derivable``).
+DERIVABLE_FS_HZ: Final = {
+    WaveformKind.PPG: (MIN_FS_HZ, MAX_FS_HZ),
+    WaveformKind.ECG: ECG_FS_RANGE_HZ,
+    WaveformKind.ACCEL: (0.0, math.inf),
+}
+
+
+def derivable(segment: WaveformChunk) -> bool:
+    """Whether the derivations of the segment's kind accept its sampling rate."""
+    low, high = DERIVABLE_FS_HZ[segment.kind]
+    return low <= segment.fs_hz <= high
+
+
 _SQI_GRID_US = round(SQI_WINDOW_S * 1e6)  # quality windows start on the clock's 10-s grid
 #: Share of a minute's 10-s windows that must pass the PPG quality gate for the minute to get an
 #: estimate. All of them: one bad window in six (10 s of injected motion) already moved the rate

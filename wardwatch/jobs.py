@@ -42,8 +42,10 @@ from signals.activity import (
 )
 from signals.daily import daily_features, day_of, day_window
 from signals.derived import (
+    DERIVABLE_FS_HZ,
     ECG_SETTLE_US,
     PPG_SETTLE_US,
+    derivable,
     ecg_beats,
     ppg_heart_rate_minutes,
     resp_rate_minutes,
@@ -374,8 +376,27 @@ def _due_streams(
             done = devices.derived_until(conn, c.device_id, what)
             since = max(done or now - lookback, now - lookback, c.valid_from)
             chunks = devices.load_waveform(conn, c.device_id, kind, since - context, now)
-            if chunks:
-                yield _Stream(c, since, join_chunks(chunks).segments)
+            if not chunks:
+                continue
+            segments = join_chunks(chunks).segments
+            usable = [seg for seg in segments if derivable(seg)]
+            since_us = int(since.timestamp() * 1_000_000)
+            odd = [seg for seg in segments if not derivable(seg) and seg.end_us > since_us]
+            if odd:
+                # Stored, but no derivation accepts its rate: say so and move past it, so that
+                # one odd device neither stops the job for the others nor is retried forever.
+                low, high = DERIVABLE_FS_HZ[kind]
+                rates = ", ".join(f"{f:g}" for f in sorted({seg.fs_hz for seg in odd}))
+                log.warning(
+                    "device %s: %s at %s Hz is stored but not derived (%s needs %g-%g Hz)",
+                    c.device_id, kind.value, rates, what, low, high,
+                )  # fmt: skip
+                if not usable:
+                    end = max(seg.end_us for seg in odd)
+                    devices.set_derived_until(conn, c.device_id, what, _utc(end))
+                    continue
+            if usable:
+                yield _Stream(c, since, usable)
 
 
 #: A device that sent a metric itself within this span is one that reports it: a watch that sends

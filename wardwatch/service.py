@@ -308,10 +308,18 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             )
 
         def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            jobs.derive_resp_rate(conn, now=clock())
-            jobs.derive_motion(conn, now=clock())
-            jobs.derive_beats(conn, now=clock())
-            jobs.derive_pulse(conn, now=clock())
+            for fn in (jobs.derive_resp_rate, jobs.derive_motion, jobs.derive_beats,
+                       jobs.derive_pulse):  # fmt: skip
+                try:
+                    fn(conn, now=clock())
+                except psycopg.Error:
+                    raise  # the database: the scheduler's wrapper logs it and the tick is retried
+                except Exception:
+                    # A fault in one derivation must not starve the others (nor ingest): logged
+                    # with its traceback, and the next tick tries again.
+                    log.exception("%s failed; the other derive jobs go on", fn.__name__)
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.rollback()
 
         def retention(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.prune_raw(
