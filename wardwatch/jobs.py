@@ -7,7 +7,7 @@ that runs twice, or after a restart, neither drops nor repeats anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -261,13 +261,20 @@ def assess_risk(conn: Conn, *, now: datetime, policy: Policy, raised: Counter | 
     scored = 0
     patients = {c.patient_id: c.ward for c in assignments.current_contacts(conn, now)}
     for patient_id, ward in sorted(patients.items()):
-        with conn.transaction():
-            got = conn.execute(
-                "select pg_try_advisory_xact_lock(%s, hashtext(%s))", (_RISK_LOCK, patient_id)
-            ).fetchone()
-            if not (got and got[0]):
-                continue
-            scored += _assess_patient(conn, patient_id, ward, now, policy.for_ward(ward), raised)
+        try:
+            with conn.transaction():
+                got = conn.execute(
+                    "select pg_try_advisory_xact_lock(%s, hashtext(%s))", (_RISK_LOCK, patient_id)
+                ).fetchone()
+                if not (got and got[0]):
+                    continue
+                scored += _assess_patient(
+                    conn, patient_id, ward, now, policy.for_ward(ward), raised
+                )
+        except psycopg.Error:
+            raise  # the database: the tick is retried
+        except Exception:
+            log.exception("patient %s: risk not assessed; the other patients go on", patient_id)
     return scored
 
 
@@ -338,7 +345,7 @@ def _utc_offset_min(conn: Conn, device_id: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Stream:
-    """One device's stored waveform of one kind, due for a derive job (see ``_due_streams``)."""
+    """One device's stored waveform of one kind, due for a derive job (see ``_derive_each``)."""
 
     contact: assignments.Contact
     since: datetime  # where the last run settled (or the lookback), the new work starts after
@@ -349,7 +356,7 @@ class _Stream:
         return int(self.since.timestamp() * 1_000_000)
 
 
-def _due_streams(
+def _derive_each(
     conn: Conn,
     *,
     now: datetime,
@@ -357,46 +364,73 @@ def _due_streams(
     kind: WaveformKind,
     lookback: timedelta,
     context: timedelta,
-) -> Iterator[_Stream]:
-    """Each assigned device's ``kind`` waveform since its derive job ``what`` last settled.
+    work: Callable[[_Stream], int],
+) -> int:
+    """Run ``work`` on each assigned device's ``kind`` waveform since its derive job ``what``
+    last settled; return the sum of what ``work`` returned (readings stored).
 
     Shared by the derive jobs: one transaction per device, under a per-device advisory lock
     (another worker's run skips the device), continuing from ``derived_progress`` but at most
-    ``lookback`` back, with ``context`` before that loaded too. The caller's work for a device
-    runs inside that device's transaction, so its readings and its progress commit together.
+    ``lookback`` back, with ``context`` before that loaded too. ``work`` runs inside that
+    device's transaction, so its readings and its progress commit together, and a device whose
+    work fails is rolled back and logged with the traceback while the others go on (a database
+    error still ends the run: the tick is retried).
     """
+    stored = 0
     for c in assignments.current_contacts(conn, now):
-        with conn.transaction():
-            got = conn.execute(
-                "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
-                (_DERIVE_LOCK, f"{c.device_id}:{what}"),
-            ).fetchone()
-            if not (got and got[0]):
-                continue
-            done = devices.derived_until(conn, c.device_id, what)
-            since = max(done or now - lookback, now - lookback, c.valid_from)
-            chunks = devices.load_waveform(conn, c.device_id, kind, since - context, now)
-            if not chunks:
-                continue
-            segments = join_chunks(chunks).segments
-            usable = [seg for seg in segments if derivable(seg)]
-            since_us = int(since.timestamp() * 1_000_000)
-            odd = [seg for seg in segments if not derivable(seg) and seg.end_us > since_us]
-            if odd:
-                # Stored, but no derivation accepts its rate: say so and move past it, so that
-                # one odd device neither stops the job for the others nor is retried forever.
-                low, high = DERIVABLE_FS_HZ[kind]
-                rates = ", ".join(f"{f:g}" for f in sorted({seg.fs_hz for seg in odd}))
-                log.warning(
-                    "device %s: %s at %s Hz is stored but not derived (%s needs %g-%g Hz)",
-                    c.device_id, kind.value, rates, what, low, high,
-                )  # fmt: skip
-                if not usable:
-                    end = max(seg.end_us for seg in odd)
-                    devices.set_derived_until(conn, c.device_id, what, _utc(end))
-                    continue
-            if usable:
-                yield _Stream(c, since, usable)
+        try:
+            with conn.transaction():
+                stream = _load_stream(conn, c, now=now, what=what, kind=kind,
+                                      lookback=lookback, context=context)  # fmt: skip
+                if stream is not None:
+                    stored += work(stream)
+        except psycopg.Error:
+            raise
+        except Exception:
+            log.exception("device %s: %s failed; the other devices go on", c.device_id, what)
+    return stored
+
+
+def _load_stream(
+    conn: Conn,
+    c: assignments.Contact,
+    *,
+    now: datetime,
+    what: str,
+    kind: WaveformKind,
+    lookback: timedelta,
+    context: timedelta,
+) -> _Stream | None:
+    """The device's waveform due for ``what``, or None (locked elsewhere, nothing new, or only
+    rates no derivation accepts: said, and passed)."""
+    got = conn.execute(
+        "select pg_try_advisory_xact_lock(%s, hashtext(%s))",
+        (_DERIVE_LOCK, f"{c.device_id}:{what}"),
+    ).fetchone()
+    if not (got and got[0]):
+        return None
+    done = devices.derived_until(conn, c.device_id, what)
+    since = max(done or now - lookback, now - lookback, c.valid_from)
+    chunks = devices.load_waveform(conn, c.device_id, kind, since - context, now)
+    if not chunks:
+        return None
+    segments = join_chunks(chunks).segments
+    usable = [seg for seg in segments if derivable(seg)]
+    since_us = int(since.timestamp() * 1_000_000)
+    odd = [seg for seg in segments if not derivable(seg) and seg.end_us > since_us]
+    if odd:
+        # Stored, but no derivation accepts its rate: say so and move past it, so that one odd
+        # device neither stops the job for the others nor is retried forever.
+        low, high = DERIVABLE_FS_HZ[kind]
+        rates = ", ".join(f"{f:g}" for f in sorted({seg.fs_hz for seg in odd}))
+        log.warning(
+            "device %s: %s at %s Hz is stored but not derived (%s needs %g-%g Hz)",
+            c.device_id, kind.value, rates, what, low, high,
+        )  # fmt: skip
+        if not usable:
+            devices.set_derived_until(conn, c.device_id, what, _utc(max(seg.end_us for seg in odd)))
+            return None
+    return _Stream(c, since, usable) if usable else None
 
 
 #: A device that sent a metric itself within this span is one that reports it: a watch that sends
@@ -427,21 +461,22 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
     device's patient, where NEWS2 finds them like any other. A device that reports its own
     respiratory rate is left alone. Returns the readings stored.
     """
-    stored = 0
-    for s in _due_streams(conn, now=now, what="resp_rate", kind=WaveformKind.PPG,
-                          lookback=lookback, context=timedelta(minutes=2)):  # fmt: skip
-        device = s.contact.device_id
+
+    def work(s: _Stream) -> int:
         if _own(conn, s, Metric.RESP_RATE, now):
             _pass_over(conn, s, "resp_rate")
-            continue
+            return 0
         found = [resp_rate_minutes(seg, after_us=s.since_us) for seg in s.segments]
         ts = np.concatenate([t for t, _ in found])
         if ts.size == 0:
-            continue
+            return 0
         rates = np.concatenate([r for _, r in found])
-        stored += _store(conn, s, now, [(Metric.RESP_RATE, ts, rates)])
-        devices.set_derived_until(conn, device, "resp_rate", _utc(int(ts.max())))
-    return stored
+        stored = _store(conn, s, now, [(Metric.RESP_RATE, ts, rates)])
+        devices.set_derived_until(conn, s.contact.device_id, "resp_rate", _utc(int(ts.max())))
+        return stored
+
+    return _derive_each(conn, now=now, what="resp_rate", kind=WaveformKind.PPG,
+                        lookback=lookback, context=timedelta(minutes=2), work=work)  # fmt: skip
 
 
 def _settled_spans(
@@ -479,23 +514,25 @@ def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
     motion gets none. A device that reports its own heart rate is left alone. Each run continues
     from where the last settled, with 70 s before it as context. Returns the readings stored.
     """
-    stored = 0
     quiet_from = int((now - PPG_QUIET).timestamp() * 1_000_000)
-    for s in _due_streams(conn, now=now, what="pulse", kind=WaveformKind.PPG,
-                          lookback=lookback, context=timedelta(seconds=70)):  # fmt: skip
-        device = s.contact.device_id
+
+    def work(s: _Stream) -> int:
         if _own(conn, s, Metric.HEART_RATE, now):
             _pass_over(conn, s, "pulse")
-            continue
+            return 0
         parts: list[tuple[Metric, I64, F64]] = []
         spans = _settled_spans(s, quiet_from, PPG_SETTLE_US)
         for segment, settled_to in spans:
             ts, bpm = ppg_heart_rate_minutes(segment, after_us=s.since_us, settled_to_us=settled_to)
             parts.append((Metric.HEART_RATE, ts, bpm))
-        stored += _store(conn, s, now, parts)
+        stored = _store(conn, s, now, parts)
         if spans:
-            devices.set_derived_until(conn, device, "pulse", _utc(max(t for _, t in spans)))
-    return stored
+            settled = _utc(max(t for _, t in spans))
+            devices.set_derived_until(conn, s.contact.device_id, "pulse", settled)
+        return stored
+
+    return _derive_each(conn, now=now, what="pulse", kind=WaveformKind.PPG,
+                        lookback=lookback, context=timedelta(seconds=70), work=work)  # fmt: skip
 
 
 #: An ECG segment that ended this long ago is finished (the device stopped sending): its last
@@ -519,11 +556,9 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
     ``ECG_CONTEXT`` before it. The intervals stored are NN: those into and out of a beat of
     another shape (a ventricular ectopic) are left out. Returns the readings stored.
     """
-    stored = 0
     quiet_from = int((now - ECG_QUIET).timestamp() * 1_000_000)
-    for s in _due_streams(conn, now=now, what="beats", kind=WaveformKind.ECG,
-                          lookback=lookback, context=ECG_CONTEXT):  # fmt: skip
-        device = s.contact.device_id
+
+    def work(s: _Stream) -> int:
         wanted = [m for m in (Metric.RR_INTERVAL, Metric.HEART_RATE)
                   if not _own(conn, s, m, now)]  # fmt: skip
         parts: list[tuple[Metric, I64, F64]] = []
@@ -535,10 +570,14 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
                 Metric.HEART_RATE: (b.hr_ts_us, b.hr_bpm),
             }
             parts += [(m, *found[m]) for m in wanted]
-        stored += _store(conn, s, now, parts)
+        stored = _store(conn, s, now, parts)
         if spans:
-            devices.set_derived_until(conn, device, "beats", _utc(max(t for _, t in spans)))
-    return stored
+            settled = _utc(max(t for _, t in spans))
+            devices.set_derived_until(conn, s.contact.device_id, "beats", settled)
+        return stored
+
+    return _derive_each(conn, now=now, what="beats", kind=WaveformKind.ECG,
+                        lookback=lookback, context=ECG_CONTEXT, work=work)  # fmt: skip
 
 
 #: Motion minutes are derived this long after the data that settles them has arrived (a bout may
@@ -556,11 +595,9 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
     ``<device>/derived``: mean ENMO, the sustained-inactivity flag and, unless the device sends
     its own, the worn flag. Returns the readings stored.
     """
-    stored = 0
     quiet_from = int((now - MOTION_LAG).timestamp() * 1_000_000)
-    context = MOTION_LAG + timedelta(minutes=1)
-    for s in _due_streams(conn, now=now, what="motion", kind=WaveformKind.ACCEL,
-                          lookback=lookback, context=context):  # fmt: skip
+
+    def work(s: _Stream) -> int:
         device = s.contact.device_id
         calibration = _accel_calibration(conn, device, s.segments, now)
         minutes = []
@@ -573,16 +610,19 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
             if len(m):
                 minutes.append(m)
         if not minutes:
-            continue
+            return 0
         columns = [(Metric.ACTIVITY_MG, "enmo_mg"), (Metric.INACTIVE, "inactive")]
         if not _own(conn, s, Metric.WORN, now):
             columns.append((Metric.WORN, "worn"))  # a device's own wear sensor knows better
         parts = [(metric, m.end_us, np.asarray(getattr(m, col), dtype=np.float64))
                  for m in minutes for metric, col in columns]  # fmt: skip
-        stored += _store(conn, s, now, parts)
+        stored = _store(conn, s, now, parts)
         last = max(int(m.end_us.max()) for m in minutes)
         devices.set_derived_until(conn, device, "motion", _utc(last))
-    return stored
+        return stored
+
+    return _derive_each(conn, now=now, what="motion", kind=WaveformKind.ACCEL, lookback=lookback,
+                        context=MOTION_LAG + timedelta(minutes=1), work=work)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import pytest
 from scipy import signal
 
 from signals.vitals import Metric
+from signals.waveforms import WaveformChunk
 from storage import devices
 from tests.unit.test_ppg_resp import recording
 from tests.waveform_feed import enrol, send_waveform
@@ -102,3 +103,35 @@ def test_a_failing_derive_job_does_not_starve_the_others(
     assert failed
     assert failed[0].exc_info is not None
     assert "injected fault" in str(failed[0].exc_info[1])
+
+
+def test_a_device_whose_derivation_fails_is_rolled_back_and_the_others_go_on(
+    database_url: str, uid: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    ppg = np.round(recording()["PPG"], 4)
+    bad, good = f"a-bad-{uid}", f"b-fine-{uid}"
+    for device in (bad, good):
+        enrol(database_url, device, f"pt-{device}", T0 - timedelta(hours=1))
+        send_waveform(database_url, device, kind="ppg", unit="au", samples=ppg, fs=100, start=T0)
+    real = jobs.ppg_heart_rate_minutes
+
+    def flaky(segment: WaveformChunk, **kwargs: int) -> tuple[np.ndarray, np.ndarray]:
+        if segment.device_id == bad:
+            raise RuntimeError("injected fault")
+        return real(segment, **kwargs)
+
+    monkeypatch.setattr(jobs, "ppg_heart_rate_minutes", flaky)
+    with caplog.at_level(logging.ERROR, logger="wardwatch.jobs"), \
+            psycopg.connect(database_url) as conn:  # fmt: skip
+        assert jobs.derive_pulse(conn, now=NOW) == 5  # the good device's five minutes
+        assert devices.derived_until(conn, bad, "pulse") is None  # rolled back, not passed
+    (failed,) = [r for r in caplog.records if bad in r.getMessage()]
+    assert failed.getMessage() == f"device {bad}: pulse failed; the other devices go on"
+    assert failed.exc_info is not None
+    assert "injected fault" in str(failed.exc_info[1])
+    # Fixed (here: the fault gone), the next tick derives what was missed.
+    monkeypatch.setattr(jobs, "ppg_heart_rate_minutes", real)
+    with psycopg.connect(database_url) as conn:
+        assert jobs.derive_pulse(conn, now=NOW) == 5
+    assert _derived(database_url, f"pt-{bad}", Metric.HEART_RATE) == 5

@@ -8,6 +8,7 @@ would, scores each completed day from the database, keeps the model state there,
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -163,3 +164,34 @@ def test_the_ward_view_shows_the_latest_day_with_its_reasons(
     assert status.behaviour.alarm is True
     assert status.behaviour.reasons
     assert all("SD from usual" in r for r in status.behaviour.reasons)
+
+
+def test_a_patient_whose_day_fails_to_score_does_not_hold_back_the_others(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sims = [simulate("home_stable", patient_number=n, seed=n, days=9, start=START,
+                     rr_intervals=False) for n in (1, 2)]  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        for n, sim in enumerate(sims, start=1):
+            assignments.enrol(conn, device_id=f"sim-dev-{n:04d}", patient_id=sim.patient_id,
+                              ward="ward-a", valid_from=START - timedelta(hours=1))  # fmt: skip
+            with conn.transaction():
+                insert_readings(conn, sim.readings)
+    broken, fine = (s.patient_id for s in sims)
+    real = jobs._assess_patient
+
+    def flaky(conn: psycopg.Connection[tuple[object, ...]], patient_id: str, *a: object) -> int:
+        if patient_id == broken:
+            raise RuntimeError("injected fault")
+        return real(conn, patient_id, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "_assess_patient", flaky)
+    with caplog.at_level(logging.ERROR, logger="wardwatch.jobs"):
+        scored = _tick(database_url, START + timedelta(days=9, hours=1))
+    assert scored == jobs.RISK_DAYS_PER_TICK  # the fine patient's first week
+    (failed,) = [r for r in caplog.records if broken in r.getMessage()]
+    assert failed.getMessage() == f"patient {broken}: risk not assessed; the other patients go on"
+    assert failed.exc_info is not None
+    with psycopg.connect(database_url) as conn:
+        assert risk_store.days(conn, broken, limit=100) == []
+        assert len(risk_store.days(conn, fine, limit=100)) == jobs.RISK_DAYS_PER_TICK
