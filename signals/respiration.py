@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import interpolate, signal
 
-from signals.pulse import bandpass_ppg, ppg_pulse_peaks
+from signals.pulse import bandpass_ppg, ppg_pulse_peaks, refine_peaks
 from signals.vitals import F64
 
 __all__ = [
@@ -147,29 +147,12 @@ def _modulations(filtered: F64, peaks: npt.NDArray[np.int64], fs: float) -> list
         dtype=np.int64,
     )
     later = peaks[1:]
-    times_s = _subsample_peaks(filtered, peaks) / fs
+    times_s = refine_peaks(filtered, peaks) / fs
     t = times_s[1:]
     riiv = filtered[later]
     riav = filtered[later] - filtered[troughs]
     rifv = np.diff(times_s)
     return [(t, riiv), (t, riav), (t, rifv)]
-
-
-def _subsample_peaks(x: F64, peaks: npt.NDArray[np.int64]) -> F64:
-    """Return the peaks' positions refined by the parabola through each peak and its neighbours.
-
-    At 25 Hz a sample is 40 ms, as large as the whole respiratory sinus arrhythmia at rest, so the
-    intervals of whole-sample peaks would carry mostly rounding noise.
-    """
-    inner = (peaks > 0) & (peaks < x.size - 1)
-    refined = peaks.astype(np.float64)
-    i = peaks[inner]
-    left, mid, right = x[i - 1], x[i], x[i + 1]
-    curvature = left - 2.0 * mid + right
-    safe = np.where(curvature < 0, curvature, -1.0)
-    offset = np.where(curvature < 0, 0.5 * (left - right) / safe, 0.0)
-    refined[inner] += np.clip(offset, -0.5, 0.5)
-    return refined
 
 
 def _series_rate(t: F64, v: F64, start_s: float, stop_s: float) -> float:

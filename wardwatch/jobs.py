@@ -47,7 +47,7 @@ from signals.derived import (
     PPG_SETTLE_US,
     derivable,
     ecg_beats,
-    ppg_heart_rate_minutes,
+    ppg_beats,
     resp_rate_minutes,
 )
 from signals.motion import CONTEXT_US, merge_still_means, motion_minutes
@@ -506,25 +506,32 @@ PPG_QUIET = timedelta(minutes=2)
 
 
 def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
-    """Heart rate per minute from the PPG of each device that streams one but sends no heart rate.
+    """Heart rate per minute and pulse intervals from the PPG of each device that streams one.
 
-    A watch or ring may leave the heart rate to the receiving end; NEWS2 needs it. One rate per
-    whole clock minute from the pulses in the PPG's acceptable 10-s windows
-    (``signals.derived.ppg_heart_rate_minutes``), stored under ``<device>/derived``; a minute of
-    motion gets none. A device that reports its own heart rate is left alone. Each run continues
-    from where the last settled, with 70 s before it as context. Returns the readings stored.
+    A watch or ring may leave the heart rate to the receiving end; NEWS2 needs it, and the
+    nightly HRV needs beat-to-beat intervals. One rate per whole clock minute from the pulses in
+    the PPG's acceptable 10-s windows, and the pulse intervals counted in it
+    (``signals.derived.ppg_beats``), stored under ``<device>/derived``; a minute of motion gets
+    neither. What the device reports itself (its heart rate, its RR intervals) is not derived.
+    Each run continues from where the last settled, with 70 s before it as context. Returns the
+    readings stored.
     """
     quiet_from = int((now - PPG_QUIET).timestamp() * 1_000_000)
 
     def work(s: _Stream) -> int:
-        if _own(conn, s, Metric.HEART_RATE, now):
+        wanted = [m for m in (Metric.HEART_RATE, Metric.RR_INTERVAL) if not _own(conn, s, m, now)]
+        if not wanted:
             _pass_over(conn, s, "pulse")
             return 0
         parts: list[tuple[Metric, I64, F64]] = []
         spans = _settled_spans(s, quiet_from, PPG_SETTLE_US)
         for segment, settled_to in spans:
-            ts, bpm = ppg_heart_rate_minutes(segment, after_us=s.since_us, settled_to_us=settled_to)
-            parts.append((Metric.HEART_RATE, ts, bpm))
+            b = ppg_beats(segment, after_us=s.since_us, settled_to_us=settled_to)
+            found = {
+                Metric.HEART_RATE: (b.hr_ts_us, b.hr_bpm),
+                Metric.RR_INTERVAL: (b.ibi_ts_us, b.ibi_ms),
+            }
+            parts += [(m, *found[m]) for m in wanted]
         stored = _store(conn, s, now, parts)
         if spans:
             settled = _utc(max(t for _, t in spans))
