@@ -40,7 +40,7 @@ from signals.waveforms import WaveformChunk, WaveformKind, join_chunks
 from simulator.motion import wrist_accel
 from storage import assignments, devices, migrate
 from tests.wfdb_io import read_record
-from wardwatch import embedded, jobs
+from wardwatch import derive, embedded
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -139,10 +139,10 @@ def pure_hour(one: dict[str, list[WaveformChunk]]) -> dict[str, Callable[[], obj
 
 
 JOBS: dict[str, Job] = {
-    "derive_resp_rate": jobs.derive_resp_rate,
-    "derive_pulse": jobs.derive_pulse,
-    "derive_beats": jobs.derive_beats,
-    "derive_motion": jobs.derive_motion,
+    "derive_resp_rate": derive.derive_resp_rate,
+    "derive_pulse": derive.derive_pulse,
+    "derive_beats": derive.derive_beats,
+    "derive_motion": derive.derive_motion,
 }
 
 

@@ -212,8 +212,8 @@ _PPG_CONTEXT_S: Final = 2.0
 class PpgBeats:
     """What a PPG segment gives the readings table (times UTC µs, as everywhere)."""
 
-    ibi_ts_us: I64  # each pulse interval stamped at its second pulse
-    ibi_ms: F64
+    rr_ts_us: I64  # each pulse interval stamped at its second pulse (stored as RR intervals)
+    rr_ms: F64
     hr_ts_us: I64  # whole clock minutes, stamped at their end
     hr_bpm: F64
 

@@ -1,8 +1,8 @@
 """A synthetic wrist or finger PPG driven by the simulated patient's own heart and breathing rates.
 
 Some watches and rings stream their photoplethysmogram and leave the heart and breathing rates to
-the receiving end (wardwatch's ``jobs.derive_pulse`` and ``jobs.derive_resp_rate``). To test that
-chain without patients the simulator needs a PPG that carries what those jobs read:
+the receiving end (``wardwatch.derive.derive_pulse`` and ``derive_resp_rate``). To test that chain
+without patients the simulator needs a PPG that carries what those jobs read:
 
 - **Beats** at the minute's heart rate, each interval modulated by breathing (respiratory sinus
   arrhythmia, ±4 % of the interval, Hirsch & Bishop 1981 report a few per cent at rest) plus a

@@ -24,7 +24,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _PRUNE_WAVEFORMS = """
 with doomed as (
     select w.device_id, w.kind, w.start_ts from waveforms w
-    -- which jobs consume which kind (wardwatch.jobs.derive_*): the slowest of them decides
+    -- which jobs consume which kind (wardwatch.derive.derive_*): the slowest of them decides
     left join lateral (
         select min(p.until_ts) as until_ts from derived_progress p
         where p.device_id = w.device_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +12,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 
 from ingest import pipeline as pipe
+from signals.vitals import Metric
 from storage import assignments
 
 
@@ -84,3 +86,20 @@ def latest_missing(url: str, patient: str) -> list[str]:
         ).fetchone()
     assert row is not None, f"{patient} has no score"
     return list(row[0])  # type: ignore[call-overload]
+
+
+def stored_readings(url: str, patient: str, metric: Metric) -> list[tuple[int, float, str]]:
+    """The patient's readings of ``metric``: (event time µs, value, device), in time order."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
+            " where patient_id = %s and metric = %s order by ts",
+            (patient, int(metric)),
+        ).fetchall()
+    return [(cast(int, t), cast(float, v), cast(str, d)) for t, v, d in rows]
+
+
+def same_readings(stored: list[tuple[int, float, str]], pure: list[tuple[int, float]]) -> None:
+    """The same readings: times exactly, values to float32's precision."""
+    assert [t for t, *_ in stored] == [t for t, _ in pure]
+    np.testing.assert_allclose([v for _, v, _ in stored], [v for _, v in pure], rtol=1e-9)

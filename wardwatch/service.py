@@ -29,6 +29,7 @@ from storage import policy as policy_store
 from storage.live import LiveAlerts
 from storage.policy import PostgresPolicy
 from storage.ward import PostgresWard
+from wardwatch import derive as derive_jobs
 from wardwatch import jobs
 from wardwatch.settings import Settings
 
@@ -308,8 +309,8 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             )
 
         def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            for fn in (jobs.derive_resp_rate, jobs.derive_motion, jobs.derive_beats,
-                       jobs.derive_pulse):  # fmt: skip
+            for fn in (derive_jobs.derive_resp_rate, derive_jobs.derive_motion,
+                       derive_jobs.derive_beats, derive_jobs.derive_pulse):  # fmt: skip
                 try:
                     fn(conn, now=clock())
                 except psycopg.Error:

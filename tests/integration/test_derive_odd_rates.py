@@ -20,7 +20,7 @@ from signals.waveforms import WaveformChunk
 from storage import devices
 from tests.unit.test_ppg_resp import recording
 from tests.waveform_feed import enrol, send_waveform
-from wardwatch import jobs
+from wardwatch import derive
 from wardwatch.service import Options, running
 from wardwatch.settings import Settings
 
@@ -54,11 +54,11 @@ def test_an_odd_rate_is_passed_with_a_reason_and_the_others_are_derived(
     ecg_slow = np.sin(np.linspace(0, 600, 40 * 300))  # 40 Hz ECG: the R-peak finder needs 50
     send_waveform(database_url, odd, kind="ecg", unit="mV", samples=ecg_slow, fs=40, start=T0)
 
-    with caplog.at_level(logging.WARNING, logger="wardwatch.jobs"), \
+    with caplog.at_level(logging.WARNING, logger="wardwatch.derive"), \
             psycopg.connect(database_url) as conn:  # fmt: skip
-        assert jobs.derive_pulse(conn, now=NOW) > 5  # the good device's minutes and intervals
-        assert jobs.derive_resp_rate(conn, now=NOW) >= 4
-        assert jobs.derive_beats(conn, now=NOW) == 0
+        assert derive.derive_pulse(conn, now=NOW) > 5  # the good device's minutes and intervals
+        assert derive.derive_resp_rate(conn, now=NOW) >= 4
+        assert derive.derive_beats(conn, now=NOW) == 0
         passed = {
             what: devices.derived_until(conn, odd, what) for what in ("pulse", "resp_rate", "beats")
         }
@@ -71,9 +71,9 @@ def test_an_odd_rate_is_passed_with_a_reason_and_the_others_are_derived(
 
     # Passed: the next tick neither retries nor repeats the warning.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="wardwatch.jobs"), \
+    with caplog.at_level(logging.WARNING, logger="wardwatch.derive"), \
             psycopg.connect(database_url) as conn:  # fmt: skip
-        jobs.derive_pulse(conn, now=NOW + timedelta(minutes=1))
+        derive.derive_pulse(conn, now=NOW + timedelta(minutes=1))
     assert not [r for r in caplog.records if odd in r.getMessage()]
 
 
@@ -92,7 +92,7 @@ def test_a_failing_derive_job_does_not_starve_the_others(
     def derive_resp_rate(conn: object, *, now: datetime) -> int:
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(jobs, "derive_resp_rate", derive_resp_rate)
+    monkeypatch.setattr(derive, "derive_resp_rate", derive_resp_rate)
     settings = Settings(mqtt_url, database_url, "127.0.0.1", 0)
     deadline = time.monotonic() + 30
     with caplog.at_level(logging.ERROR, logger="wardwatch.service"), \
@@ -115,25 +115,25 @@ def test_a_device_whose_derivation_fails_is_rolled_back_and_the_others_go_on(
     for device in (bad, good):
         enrol(database_url, device, f"pt-{device}", T0 - timedelta(hours=1))
         send_waveform(database_url, device, kind="ppg", unit="au", samples=ppg, fs=100, start=T0)
-    real = jobs.ppg_beats
+    real = derive.ppg_beats
 
     def flaky(segment: WaveformChunk, **kwargs: int) -> PpgBeats:
         if segment.device_id == bad:
             raise RuntimeError("injected fault")
         return real(segment, **kwargs)
 
-    monkeypatch.setattr(jobs, "ppg_beats", flaky)
-    with caplog.at_level(logging.ERROR, logger="wardwatch.jobs"), \
+    monkeypatch.setattr(derive, "ppg_beats", flaky)
+    with caplog.at_level(logging.ERROR, logger="wardwatch.derive"), \
             psycopg.connect(database_url) as conn:  # fmt: skip
-        assert jobs.derive_pulse(conn, now=NOW) > 5  # the good device's minutes and intervals
+        assert derive.derive_pulse(conn, now=NOW) > 5  # the good device's minutes and intervals
         assert devices.derived_until(conn, bad, "pulse") is None  # rolled back, not passed
     (failed,) = [r for r in caplog.records if bad in r.getMessage()]
     assert failed.getMessage() == f"device {bad}: pulse failed; the other devices go on"
     assert failed.exc_info is not None
     assert "injected fault" in str(failed.exc_info[1])
     # Fixed (here: the fault gone), the next tick derives what was missed.
-    monkeypatch.setattr(jobs, "ppg_beats", real)
+    monkeypatch.setattr(derive, "ppg_beats", real)
     with psycopg.connect(database_url) as conn:
-        assert jobs.derive_pulse(conn, now=NOW) > 5
+        assert derive.derive_pulse(conn, now=NOW) > 5
     assert _derived(database_url, f"pt-{bad}", Metric.HEART_RATE) == 5
     assert _derived(database_url, f"pt-{good}", Metric.HEART_RATE) == 5

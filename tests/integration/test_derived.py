@@ -25,7 +25,7 @@ from signals.vitals import Metric
 from storage.devices import DERIVED_SUFFIX
 from storage.ward import PostgresWard
 from tests.waveform_feed import enrol, latest_missing, send_vitals, send_waveform
-from wardwatch import jobs
+from wardwatch import derive
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,8 @@ def test_breathing_rate_from_a_real_ppg_agrees_with_the_belt_and_feeds_news2(
     _send_ppg(database_url, device, ppg)
     now = T0 + timedelta(minutes=6)
     with psycopg.connect(database_url) as conn:
-        stored = jobs.derive_resp_rate(conn, now=now)
-        assert jobs.derive_resp_rate(conn, now=now) == 0  # each minute once
+        stored = derive.derive_resp_rate(conn, now=now)
+        assert derive.derive_resp_rate(conn, now=now) == 0  # each minute once
         rows = conn.execute(
             "select ts, value, device_id from readings where patient_id = %s and metric = %s"
             " order by ts",
@@ -118,4 +118,4 @@ def test_a_device_that_reports_its_own_breathing_rate_is_left_alone(
     finally:
         p.close()
     with psycopg.connect(database_url) as conn:
-        assert jobs.derive_resp_rate(conn, now=T0 + timedelta(minutes=6)) == 0
+        assert derive.derive_resp_rate(conn, now=T0 + timedelta(minutes=6)) == 0

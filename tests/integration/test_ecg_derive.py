@@ -10,7 +10,6 @@ must match the cardiologists' reference beats.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import numpy as np
 import psycopg
@@ -21,8 +20,8 @@ from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
 from storage.devices import DERIVED_SUFFIX
 from tests.unit.test_beats_ecg import load_record
-from tests.waveform_feed import enrol, send_waveform
-from wardwatch import jobs
+from tests.waveform_feed import enrol, same_readings, send_waveform, stored_readings
+from wardwatch import derive
 
 pytestmark = pytest.mark.integration
 
@@ -55,22 +54,6 @@ def _enrol(url: str, uid: str) -> tuple[str, str]:
     return device, patient
 
 
-def _stored(url: str, patient: str, metric: Metric) -> list[tuple[int, float, str]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
-            " where patient_id = %s and metric = %s order by ts",
-            (patient, int(metric)),
-        ).fetchall()
-    return [(cast(int, t), cast(float, v), cast(str, d)) for t, v, d in rows]
-
-
-def _same(stored: list[tuple[int, float, str]], pure: list[tuple[int, float]]) -> None:
-    """The same readings: times exactly, values to float32's precision."""
-    assert [t for t, *_ in stored] == [t for t, _ in pure]
-    np.testing.assert_allclose([v for _, v, _ in stored], [v for _, v in pure], rtol=1e-9)
-
-
 def _pure(ecg: np.ndarray) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     chunk = WaveformChunk("e", WaveformKind.ECG, _us(T0), float(FS), ecg.astype(np.float32),
                           "mV", None)  # fmt: skip
@@ -86,14 +69,14 @@ def test_an_ecg_patch_gives_rr_intervals_and_heart_rate(
     device, patient = _enrol(database_url, uid)
     end = _send(database_url, device, ecg)
     with psycopg.connect(database_url) as conn:
-        stored = jobs.derive_beats(conn, now=end + timedelta(minutes=3))
-        assert jobs.derive_beats(conn, now=end + timedelta(minutes=3)) == 0  # each once
-    rr = _stored(database_url, patient, Metric.RR_INTERVAL)
-    hr = _stored(database_url, patient, Metric.HEART_RATE)
+        stored = derive.derive_beats(conn, now=end + timedelta(minutes=3))
+        assert derive.derive_beats(conn, now=end + timedelta(minutes=3)) == 0  # each once
+    rr = stored_readings(database_url, patient, Metric.RR_INTERVAL)
+    hr = stored_readings(database_url, patient, Metric.HEART_RATE)
     pure_rr, pure_hr = _pure(ecg)
     assert stored == len(rr) + len(hr)
-    _same(rr, pure_rr)
-    _same(hr, pure_hr)
+    same_readings(rr, pure_rr)
+    same_readings(hr, pure_hr)
     assert {d for *_, d in rr + hr} == {device + DERIVED_SUFFIX}
     # Every stored interval is one of the cardiologists' (both beats within 150 ms), and all but
     # 4 of the 759 are stored: NN only, so a beat whose shape is not the dominant one takes its
@@ -123,11 +106,11 @@ def test_running_as_the_data_arrives_stores_the_same_readings_once(
     with psycopg.connect(database_url) as conn:
         at = T0 + timedelta(seconds=40)
         while at < end + timedelta(minutes=3):
-            jobs.derive_beats(conn, now=at)
+            derive.derive_beats(conn, now=at)
             at += timedelta(seconds=45)
     pure_rr, pure_hr = _pure(ecg)
-    _same(_stored(database_url, patient, Metric.RR_INTERVAL), pure_rr)
-    _same(_stored(database_url, patient, Metric.HEART_RATE), pure_hr)
+    same_readings(stored_readings(database_url, patient, Metric.RR_INTERVAL), pure_rr)
+    same_readings(stored_readings(database_url, patient, Metric.HEART_RATE), pure_hr)
 
 
 def test_what_the_device_reports_itself_is_not_derived(
@@ -138,7 +121,9 @@ def test_what_the_device_reports_itself_is_not_derived(
     own = [{"ts": (T0 + timedelta(minutes=1)).isoformat(), "heart_rate": 74}]
     end = _send(database_url, device, ecg[: 3 * 60 * FS], extra=own)
     with psycopg.connect(database_url) as conn:
-        assert jobs.derive_beats(conn, now=end + timedelta(minutes=3)) > 0
-    hr = _stored(database_url, patient, Metric.HEART_RATE)
+        assert derive.derive_beats(conn, now=end + timedelta(minutes=3)) > 0
+    hr = stored_readings(database_url, patient, Metric.HEART_RATE)
     assert [(v, d) for _, v, d in hr] == [(74.0, device)]  # the device's own, nothing derived
-    assert len(_stored(database_url, patient, Metric.RR_INTERVAL)) > 200  # intervals still come
+    assert (
+        len(stored_readings(database_url, patient, Metric.RR_INTERVAL)) > 200
+    )  # intervals still come

@@ -26,7 +26,7 @@ from signals.waveforms import WaveformChunk, WaveformKind
 from storage.devices import DERIVED_SUFFIX
 from storage.motion import load_calibration
 from tests.waveform_feed import enrol, send_waveform
-from wardwatch import jobs
+from wardwatch import derive
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +88,8 @@ def test_minutes_from_a_raw_accelerometer_match_the_pure_core(database_url: str,
     end = _send(database_url, device, xyz)
     now = end + timedelta(minutes=70)  # the device went quiet: every minute is settled
     with psycopg.connect(database_url) as conn:
-        stored = jobs.derive_motion(conn, now=now, lookback=timedelta(hours=8))
-        assert jobs.derive_motion(conn, now=now, lookback=timedelta(hours=8)) == 0  # once
+        stored = derive.derive_motion(conn, now=now, lookback=timedelta(hours=8))
+        assert derive.derive_motion(conn, now=now, lookback=timedelta(hours=8)) == 0  # once
         enmo = _stored(conn, patient, Metric.ACTIVITY_MG)
         inactive = _stored(conn, patient, Metric.INACTIVE)
         worn = _stored(conn, patient, Metric.WORN)
@@ -128,7 +128,7 @@ def test_running_every_few_minutes_as_data_arrives_stores_each_minute_once(
     with psycopg.connect(database_url) as conn:
         at = T0 + timedelta(minutes=10)
         while at < end + timedelta(minutes=70):
-            jobs.derive_motion(conn, now=at, lookback=timedelta(hours=8))
+            derive.derive_motion(conn, now=at, lookback=timedelta(hours=8))
             at += timedelta(minutes=7)
         inactive = _stored(conn, patient, Metric.INACTIVE)
         worn = _stored(conn, patient, Metric.WORN)
@@ -155,7 +155,7 @@ def test_a_device_with_its_own_wear_sensor_keeps_it(database_url: str, uid: str)
     finally:
         p.close()
     with psycopg.connect(database_url) as conn:
-        assert jobs.derive_motion(conn, now=end + timedelta(minutes=70)) > 0
+        assert derive.derive_motion(conn, now=end + timedelta(minutes=70)) > 0
         rows = conn.execute(
             "select device_id, count(*) from readings where patient_id = %s and metric = %s"
             " group by device_id",

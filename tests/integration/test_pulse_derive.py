@@ -1,4 +1,4 @@
-"""Heart rate from a real PPG streamed through the real pipeline (jobs.derive_pulse).
+"""Heart rate from a real PPG streamed through the real pipeline (derive.derive_pulse).
 
 The recording (tests/data/ppg-ecg-resp, 5 minutes at 100 Hz with a simultaneous ECG) is sent as a
 watch that streams its PPG and no heart rate would, 30-s chunks on the waveform topic, into
@@ -12,7 +12,6 @@ few minutes, gets none derived.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import numpy as np
 import psycopg
@@ -26,8 +25,15 @@ from signals.waveforms import WaveformChunk, WaveformKind
 from storage.devices import DERIVED_SUFFIX
 from tests.unit.test_ppg_heart_rate import rate_per_minute
 from tests.unit.test_ppg_resp import ecg_r_peaks, recording
-from tests.waveform_feed import enrol, latest_missing, send_vitals, send_waveform
-from wardwatch import jobs
+from tests.waveform_feed import (
+    enrol,
+    latest_missing,
+    same_readings,
+    send_vitals,
+    send_waveform,
+    stored_readings,
+)
+from wardwatch import derive
 
 pytestmark = pytest.mark.integration
 
@@ -54,26 +60,15 @@ def _setup(url: str, uid: str, own: list[dict[str, object]] | None = None) -> tu
 def _stored(
     url: str, patient: str, metric: Metric = Metric.HEART_RATE
 ) -> list[tuple[int, float, str]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "select (extract(epoch from ts) * 1000000)::int8, value, device_id from readings"
-            " where patient_id = %s and metric = %s order by ts",
-            (patient, int(metric)),
-        ).fetchall()
-    return [(cast(int, t), cast(float, v), cast(str, d)) for t, v, d in rows]
+    return stored_readings(url, patient, metric)
 
 
 def _pure(metric: Metric = Metric.HEART_RATE) -> list[tuple[int, float]]:
     c = WaveformChunk("p", WaveformKind.PPG, _us(T0), float(FS), _ppg().astype(np.float32), "au",
                       None)  # fmt: skip
     b = ppg_beats(c, after_us=_us(T0) - 1, settled_to_us=c.end_us)
-    ts, values = (b.hr_ts_us, b.hr_bpm) if metric is Metric.HEART_RATE else (b.ibi_ts_us, b.ibi_ms)
+    ts, values = (b.hr_ts_us, b.hr_bpm) if metric is Metric.HEART_RATE else (b.rr_ts_us, b.rr_ms)
     return list(zip(ts.tolist(), values.tolist(), strict=True))
-
-
-def _same(stored: list[tuple[int, float, str]], pure: list[tuple[int, float]]) -> None:
-    assert [t for t, *_ in stored] == [t for t, _ in pure]
-    np.testing.assert_allclose([v for _, v, _ in stored], [v for _, v in pure], rtol=1e-9)
 
 
 def test_a_ppg_only_watch_gets_a_heart_rate_that_agrees_with_the_ecg(
@@ -81,14 +76,14 @@ def test_a_ppg_only_watch_gets_a_heart_rate_that_agrees_with_the_ecg(
 ) -> None:
     patient, end = _setup(database_url, uid)
     with psycopg.connect(database_url) as conn:
-        stored = jobs.derive_pulse(conn, now=end + timedelta(minutes=3))
-        assert jobs.derive_pulse(conn, now=end + timedelta(minutes=3)) == 0  # each minute once
+        stored = derive.derive_pulse(conn, now=end + timedelta(minutes=3))
+        assert derive.derive_pulse(conn, now=end + timedelta(minutes=3)) == 0  # each minute once
     rows = _stored(database_url, patient)
     intervals = _stored(database_url, patient, Metric.RR_INTERVAL)
     assert stored == len(rows) + len(intervals)
     assert len(rows) == 5
-    _same(rows, _pure())
-    _same(intervals, _pure(Metric.RR_INTERVAL))
+    same_readings(rows, _pure())
+    same_readings(intervals, _pure(Metric.RR_INTERVAL))
     assert {d for *_, d in rows + intervals} == {f"ppg-{uid}{DERIVED_SUFFIX}"}
     r_peaks = ecg_r_peaks(recording()["ECG"], float(FS))
     ecg = rate_per_minute(r_peaks / FS)
@@ -119,10 +114,10 @@ def test_running_as_the_data_arrives_stores_each_minute_once_and_as_the_ecg(
     with psycopg.connect(database_url) as conn:
         at = T0 + timedelta(seconds=40)
         while at < end + timedelta(minutes=3):
-            jobs.derive_pulse(conn, now=at)
+            derive.derive_pulse(conn, now=at)
             at += timedelta(seconds=45)
-    _same(_stored(database_url, patient), _pure())
-    _same(_stored(database_url, patient, Metric.RR_INTERVAL), _pure(Metric.RR_INTERVAL))
+    same_readings(_stored(database_url, patient), _pure())
+    same_readings(_stored(database_url, patient, Metric.RR_INTERVAL), _pure(Metric.RR_INTERVAL))
 
 
 def test_a_watch_that_sends_its_heart_rate_every_5_minutes_gets_none_derived(
@@ -136,10 +131,10 @@ def test_a_watch_that_sends_its_heart_rate_every_5_minutes_gets_none_derived(
     with psycopg.connect(database_url) as conn:
         at = T0 + timedelta(minutes=1)
         while at <= end + timedelta(minutes=3):
-            jobs.derive_pulse(conn, now=at)
+            derive.derive_pulse(conn, now=at)
             at += timedelta(minutes=1)
     assert [(v, d) for _, v, d in _stored(database_url, patient)] == [(88.0, f"ppg-{uid}")]
-    _same(_stored(database_url, patient, Metric.RR_INTERVAL), _pure(Metric.RR_INTERVAL))
+    same_readings(_stored(database_url, patient, Metric.RR_INTERVAL), _pure(Metric.RR_INTERVAL))
 
 
 def test_a_watch_that_sends_both_gets_nothing_derived_and_its_ppg_is_passed(
@@ -153,7 +148,7 @@ def test_a_watch_that_sends_both_gets_nothing_derived_and_its_ppg_is_passed(
     with psycopg.connect(database_url) as conn:
         at_run = T0 + timedelta(minutes=1)
         while at_run <= end + timedelta(minutes=3):
-            assert jobs.derive_pulse(conn, now=at_run) == 0
+            assert derive.derive_pulse(conn, now=at_run) == 0
             at_run += timedelta(minutes=1)
         row = conn.execute(
             "select until_ts from derived_progress where device_id = %s and what = 'pulse'",
@@ -169,7 +164,7 @@ def test_news2_scores_the_derived_heart_rate(database_url: str, uid: str) -> Non
     """A ring that sends SpO2 and breathing rate, streams its PPG and counts no pulse."""
     patient, end = _setup(database_url, uid)
     with psycopg.connect(database_url) as conn:
-        jobs.derive_pulse(conn, now=end + timedelta(minutes=3))
+        derive.derive_pulse(conn, now=end + timedelta(minutes=3))
     at = T0 + timedelta(minutes=5, seconds=30)
     send_vitals(database_url, f"ppg-{uid}", {"ts": at.isoformat(), "spo2": 97, "resp_rate": 15},
                 clock=end)  # fmt: skip

@@ -18,7 +18,7 @@ from simulator import make_ward, simulate
 from simulator.stream import PPG_CHUNK_S, local_zone, model_for
 from storage import devices
 from storage.devices import DERIVED_SUFFIX
-from wardwatch import jobs
+from wardwatch import derive
 from wardwatch.demo import enrol_ward
 from wardwatch.service import Options, running
 from wardwatch.settings import Settings
@@ -52,8 +52,8 @@ def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str
 
     now = stats.event_end + timedelta(minutes=3)
     with psycopg.connect(database_url) as conn:
-        pulse = jobs.derive_pulse(conn, now=now)
-        breathing = jobs.derive_resp_rate(conn, now=now)
+        pulse = derive.derive_pulse(conn, now=now)
+        breathing = derive.derive_resp_rate(conn, now=now)
         rows = conn.execute(
             "select metric, (extract(epoch from ts))::int8, value, device_id from readings"
             " where patient_id = %s and metric = any(%s) order by ts",

@@ -168,12 +168,12 @@ def test_pulse_intervals_give_the_ecg_s_hrv_at_rest(fs: float, rmssd: float, sdn
     RMSSD 46.1 ms)."""
     c = chunk(decimated(recording()["PPG"], fs), fs)
     b = ppg_beats(c, after_us=0, settled_to_us=c.end_us)
-    _, mask = clean_nn(b.ibi_ms)
-    got = time_domain(b.ibi_ms, mask=mask, adjacent=successive(b.ibi_ts_us, b.ibi_ms))
+    _, mask = clean_nn(b.rr_ms)
+    got = time_domain(b.rr_ms, mask=mask, adjacent=successive(b.rr_ts_us, b.rr_ms))
     rr = np.diff(ecg_r_peaks(recording()["ECG"], FS)) / FS * 1000
     _, ecg_mask = clean_nn(rr)
     want = time_domain(rr, mask=ecg_mask)
     assert abs(got.rmssd_ms - want.rmssd_ms) < 1.5
     assert abs(got.sdnn_ms - want.sdnn_ms) < 1.5
     assert (got.rmssd_ms, got.sdnn_ms) == pytest.approx((rmssd, sdnn), abs=0.01)
-    assert b.ibi_ms.size >= 425  # of the ECG's 431 intervals
+    assert b.rr_ms.size >= 425  # of the ECG's 431 intervals
