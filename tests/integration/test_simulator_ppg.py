@@ -59,27 +59,39 @@ def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str
             " where patient_id = %s and metric = any(%s) order by ts",
             (patient.patient_id, [int(Metric.HEART_RATE), int(Metric.RESP_RATE)]),
         ).fetchall()
-    # Measured: 39 and 37 of the 40 minutes (and the pulse intervals counted in them).
     minutes = {
         code: sum(r[0] == code for r in rows) for code in (Metric.HEART_RATE, Metric.RESP_RATE)
     }
-    assert minutes[Metric.HEART_RATE] >= 30
-    assert minutes[Metric.RESP_RATE] >= 30
     assert breathing == minutes[Metric.RESP_RATE]
     assert pulse > minutes[Metric.HEART_RATE] * 50  # about 70 intervals a minute besides
     assert {r[3] for r in rows} == {patient.device_id + DERIVED_SUFFIX}  # none of the ring's own
 
-    # The simulator's own minute values: the derived clock minute straddles two of its minutes
-    # (the device stamps at second offset_s), so each derived rate must lie within the range of
-    # the two it overlaps, give or take 1.5 (RSA and jitter make the minutes' means wobble).
+    # The simulator's own minutes: the derived clock minute straddles two of them (the device
+    # stamps at second offset_s), so each derived rate must lie within the range of the two it
+    # overlaps, give or take 1.5 (RSA and jitter make the minutes' means wobble).
     start_s = int(stats.event_start.timestamp())
     model = model_for(patient, seed=2, start_s=start_s, tz=local_zone())
     truth: dict[Metric, dict[int, float]] = {Metric.HEART_RATE: {}, Metric.RESP_RATE: {}}
+    still: dict[int, bool] = {}  # worn and not walking: what the quality gate should pass
     for hour in range(start_s // 3600 - 1, int(now.timestamp()) // 3600 + 1):
         s = model.hour_samples(hour)
         for metric, by_ts in truth.items():
             by_ts.update(zip(s.ts_s.tolist(), s.values[metric].tolist(), strict=True))
+        st = model.minute_states(hour)
+        still.update(zip(st.ts_s.tolist(), (st.worn & ~st.walking).tolist(), strict=True))
     offset = model.profile.offset_s
+    # How many whole clock minutes of the run the wearer spent still with the ring on: what
+    # time of day the run falls on decides (walks, the daily wash), so the test asks for most of
+    # those, not a fixed count. Measured: by day 39 heart-rate and 37 breathing-rate minutes of
+    # 40; at night 37 and 26 of 39 still minutes: at 52 beats/min and 15 breaths/min a breath
+    # has 3.5 beats to be read from, and Smart Fusion rejects the minutes its three estimates
+    # disagree on.
+    first_end = (start_s // 60 + 2) * 60
+    ends = range(first_end, int(stats.event_end.timestamp()) // 60 * 60 + 1, 60)
+    expected = sum(all(still.get(t, False) for t in (e - 60 + offset, e + offset)) for e in ends)
+    assert expected >= 10  # the run is not all walking: otherwise this test shows nothing
+    assert minutes[Metric.HEART_RATE] >= 0.8 * expected
+    assert minutes[Metric.RESP_RATE] >= 0.5 * expected
     checked = 0
     for code, end_s, value, _ in rows:
         metric = Metric(code)
