@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
@@ -29,12 +29,18 @@ pytestmark = pytest.mark.integration
 def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str, uid: str) -> None:
     ward = make_ward(1, seed=5, scenario="stable", ward=f"ward-{uid}", first_number=7101)
     (patient,) = ward
-    enrol_ward(database_url, ward, datetime.now(UTC) - timedelta(hours=2))
+    # The simulated afternoon of two days ago, whenever the test runs: the wearer's day (asleep,
+    # walking, washing) follows the local clock, and what a PPG gives depends on it.
+    zone = local_zone()
+    afternoon = (datetime.now(zone) - timedelta(days=2)).replace(hour=15, minute=0, second=0)
+    shift = afternoon.timestamp() - time.time()
+    enrol_ward(database_url, ward, afternoon - timedelta(hours=2))
     settings = Settings(mqtt_url, database_url, "127.0.0.1", 0)
     with running(settings, Options(client_id=f"ingest-{uid}", derive_tick_s=3600)) as svc:
         # 4 s of wall time at 600x: 40 simulated minutes of PPG at 25 Hz in 30-s chunks.
         stats = simulate(ward, mqtt_url=mqtt_url, speed=600, minutes=4 / 60, seed=2,
-                         stop=threading.Event(), ppg_hz=25)  # fmt: skip
+                         stop=threading.Event(), ppg_hz=25,
+                         clock=lambda: time.time() + shift)  # fmt: skip
         assert stats.ppg_messages >= 70
         assert stats.ppg_samples == stats.ppg_messages * PPG_CHUNK_S * 25
         window = (stats.event_start - timedelta(minutes=1), stats.event_end + timedelta(minutes=1))
@@ -63,14 +69,15 @@ def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str
         code: sum(r[0] == code for r in rows) for code in (Metric.HEART_RATE, Metric.RESP_RATE)
     }
     assert breathing == minutes[Metric.RESP_RATE]
-    assert pulse > minutes[Metric.HEART_RATE] * 50  # about 70 intervals a minute besides
+    # Besides each minute's rate, its pulse intervals: one a beat, and the gate passes >= 40/min.
+    assert pulse > minutes[Metric.HEART_RATE] * 30
     assert {r[3] for r in rows} == {patient.device_id + DERIVED_SUFFIX}  # none of the ring's own
 
     # The simulator's own minutes: the derived clock minute straddles two of them (the device
     # stamps at second offset_s), so each derived rate must lie within the range of the two it
     # overlaps, give or take 1.5 (RSA and jitter make the minutes' means wobble).
     start_s = int(stats.event_start.timestamp())
-    model = model_for(patient, seed=2, start_s=start_s, tz=local_zone())
+    model = model_for(patient, seed=2, start_s=start_s, tz=zone)
     truth: dict[Metric, dict[int, float]] = {Metric.HEART_RATE: {}, Metric.RESP_RATE: {}}
     still: dict[int, bool] = {}  # worn and not walking: what the quality gate should pass
     for hour in range(start_s // 3600 - 1, int(now.timestamp()) // 3600 + 1):
@@ -80,18 +87,17 @@ def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str
         st = model.minute_states(hour)
         still.update(zip(st.ts_s.tolist(), (st.worn & ~st.walking).tolist(), strict=True))
     offset = model.profile.offset_s
-    # How many whole clock minutes of the run the wearer spent still with the ring on: what
-    # time of day the run falls on decides (walks, the daily wash), so the test asks for most of
-    # those, not a fixed count. Measured: by day 39 heart-rate and 37 breathing-rate minutes of
-    # 40; at night 37 and 26 of 39 still minutes: at 52 beats/min and 15 breaths/min a breath
-    # has 3.5 beats to be read from, and Smart Fusion rejects the minutes its three estimates
-    # disagree on.
+    # How many whole clock minutes of the run the wearer spent still with the ring on (walks
+    # and the daily wash take some). At night fewer breathing minutes come (runs at 23:30 gave
+    # 26 and 19 of 39: at 50 beats/min and 15 breaths/min a breath has 3.3 beats to be read
+    # from, and Smart Fusion rejects minutes whose estimates disagree), hence the afternoon.
+    # Measured in the afternoon: 38 heart-rate and 38 breathing-rate minutes of 38 still ones.
     first_end = (start_s // 60 + 2) * 60
     ends = range(first_end, int(stats.event_end.timestamp()) // 60 * 60 + 1, 60)
     expected = sum(all(still.get(t, False) for t in (e - 60 + offset, e + offset)) for e in ends)
     assert expected >= 10  # the run is not all walking: otherwise this test shows nothing
     assert minutes[Metric.HEART_RATE] >= 0.8 * expected
-    assert minutes[Metric.RESP_RATE] >= 0.5 * expected
+    assert minutes[Metric.RESP_RATE] >= 0.7 * expected
     checked = 0
     for code, end_s, value, _ in rows:
         metric = Metric(code)
@@ -103,4 +109,4 @@ def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str
             continue  # a dropout in the reported value: the PPG held the last one
         assert min(known) - 1.5 <= value <= max(known) + 1.5, (metric, end_s, value, known)
         checked += 1
-    assert checked >= 60  # measured: all 76
+    assert checked >= 0.9 * len(rows)  # the others fall on dropouts of the reported value
