@@ -126,6 +126,13 @@ def risk_condition(patient_id: str, day: date, assessment: Assessment) -> Condit
     risk = assessment.risk
     told = reasons(risk.contributions)
     text = f"behaviour risk {risk.score:.0f}/100 on {day.isoformat()}, sustained over days"
+    if assessment.alone and not assessment.alarm_by_mean:
+        # The score is a mean over every feature measured; a lone feature's own chart can
+        # alarm while the mean stays low, so the nurse is told which feature it is.
+        names = ", ".join(f.value for f in assessment.alone)
+        text += (
+            f" ({names} by itself)" if len(assessment.alone) == 1 else f" ({names}, each by itself)"
+        )
     if told:
         text += ": " + "; ".join(told)
     if risk.missing:

@@ -8,7 +8,10 @@ weighted, averaged over the features that were measured, and mapped to 0-100. Ev
 each feature's contribution, so a nurse sees *why* ("resting HR +9/min, 4.1 SD above usual").
 
 One bad night must not page anyone: ``Sustained`` is a one-sided CUSUM (Page 1954) over the daily
-deviation, which alarms only when deviations accumulate over consecutive days. The reference
+deviation, which alarms only when deviations accumulate over consecutive days. A mean dilutes a
+lone deviation among usual features, so resting heart rate, respiratory rate, temperature and
+SpO2 each also have their own chart (``own_chart``): any one of them far off for nights on end
+alarms by itself. The reference
 point is Alavi et al., Nature Medicine 2022: personal resting-heart-rate baselines flagged 80 %
 of infections a median of 3 days before symptoms at 1.15 false alert-days per person.
 
@@ -50,6 +53,9 @@ class FeatureRule:
     min_sd: (
         float  # floor under the baseline's scale: the device's resolution and night-to-night noise
     )
+    #: Watched on its own as well (``OwnChart``): a sustained deviation of this feature alone
+    #: alarms even when the other features are usual and would dilute it in the mean.
+    own_chart: bool = False
 
 
 #: Scale floors (``min_sd``), set a priori from device resolution, not fitted: wearables report
@@ -60,14 +66,16 @@ class FeatureRule:
 #: (signals.daily measures one or the other on a day, never both), so activity never counts twice.
 #: Weights: resting HR carries the published evidence (Alavi 2022; Mishra 2020); respiratory
 #: rate, temperature and SpO2 are the NEWS2 physiology; HRV falls with infection but is noisy
-#: night to night; activity and sleep change with illness and with everything else.
+#: night to night; activity and sleep change with illness and with everything else. The same
+#: four full-weight features each have their own chart (``own_chart``): any one of them
+#: deviating for nights on end is worth a review even if everything else is usual.
 DEFAULT_RULES: Mapping[Feature, FeatureRule] = MappingProxyType(
     {
-        Feature.RESTING_HR: FeatureRule(+1, 1.0, "/min", 1.0),
+        Feature.RESTING_HR: FeatureRule(+1, 1.0, "/min", 1.0, own_chart=True),
         Feature.HRV_RMSSD: FeatureRule(-1, 0.6, "ms", 3.0),
-        Feature.RESP_RATE: FeatureRule(+1, 1.0, "/min", 0.5),
-        Feature.TEMPERATURE: FeatureRule(+1, 1.0, "°C", 0.1),
-        Feature.SPO2: FeatureRule(-1, 1.0, "%", 0.5),
+        Feature.RESP_RATE: FeatureRule(+1, 1.0, "/min", 0.5, own_chart=True),
+        Feature.TEMPERATURE: FeatureRule(+1, 1.0, "°C", 0.1, own_chart=True),
+        Feature.SPO2: FeatureRule(-1, 1.0, "%", 0.5, own_chart=True),
         Feature.STEPS: FeatureRule(-1, 0.4, "steps", 500.0),
         Feature.SLEEP_MINUTES: FeatureRule(-1, 0.4, "min", 20.0),
         Feature.ACTIVE_MINUTES: FeatureRule(-1, 0.4, "min", 15.0),
@@ -207,8 +215,27 @@ class Sustained:
         return {"value": self.value}
 
     @classmethod
-    def restore(cls, state: Mapping[str, float]) -> Sustained:
-        return cls(value=float(state["value"]))
+    def restore(cls, state: Mapping[str, float], **parameters: float) -> Sustained:
+        return cls(value=float(state["value"]), **parameters)
+
+
+#: One feature's own chart (``FeatureRule.own_chart``). The weighted mean dilutes a lone
+#: deviation: resting heart rate 4 SD above usual with six usual features is a mean of 0.74 SD,
+#: under the mean's slack, and never alarms. These charts watch the full-weight features one by
+#: one. Parameters from simulation, not from outcomes (docs/risk.md): a healthy patient whose
+#: device measures all seven features, baselines learnt as in use (28 nights, median and MAD,
+#: whole-number heart rate), 6 x 10 years: slack 1.5 / threshold 3 gave 1.5-2.5 false
+#: alert-days a year from these charts; 1.75 / 3.5 gives 0.4-0.8 (normal, Student-t(5) noise)
+#: and still flags 4 SD on night 2 (median; 90 %: night 4) and 3 SD on night 3; 2.0 / 3.0
+#: gave 0.05 but took 3 nights for 4 SD. A day adds at most 3.5 - 1.75, so one night never
+#: alarms; 2.5 SD alarms on night 5; at 1.75 SD or below it never builds.
+OWN_CHART_SLACK_SD = 1.75
+OWN_CHART_THRESHOLD = 3.5
+
+
+def own_chart(value: float = 0.0) -> Sustained:
+    """A feature's own sustained-deviation chart (same cap as the mean's: clears within days)."""
+    return Sustained(slack=OWN_CHART_SLACK_SD, threshold=OWN_CHART_THRESHOLD, value=value)
 
 
 #: After this many days in a row held back from learning, the baselines learn again: a change
@@ -226,19 +253,27 @@ class Assessment:
     """One day of one patient: the score, the accumulated deviation and whether it alarms."""
 
     risk: RiskScore
-    cusum: float
-    alarm: bool
+    cusum: float  # the weighted mean's CUSUM
+    alarm: bool  # the mean's CUSUM or any feature's own chart at its threshold
+    alone: tuple[Feature, ...] = ()  # features whose own chart alarms (deviating for days)
+
+    @property
+    def alarm_by_mean(self) -> bool:
+        """The weighted mean's CUSUM alarms (several features, or a device measuring few)."""
+        return self.cusum >= CUSUM_THRESHOLD
 
 
 class PatientRisk:
     """One patient's baselines and sustained-deviation state, stepped one day at a time.
 
     The score of a day is taken against the baselines learnt *before* it, then the day is
-    learnt, unless it leaves evidence of a sustained deviation building (the CUSUM above 0):
-    such days are held back, up to ``RELEARN_AFTER_DAYS`` in a row, because otherwise an
+    learnt, unless it leaves evidence of a sustained deviation building (the mean's CUSUM above
+    0): such days are held back, up to ``RELEARN_AFTER_DAYS`` in a row, because otherwise an
     illness that comes on over a few days would be learnt as the patient's usual before it had
-    accumulated enough to alarm. The same object serves the live pipeline (state snapshotted to
-    PostgreSQL) and ``wardwatch evaluate``.
+    accumulated enough to alarm. A feature's own chart holds nothing back: it is above 0 after
+    any night past 1.5 SD, and a baseline that never learns its high nights drifts low and
+    alarms more (docs/risk.md: measured). The same object serves the live pipeline (state
+    snapshotted to PostgreSQL) and ``wardwatch evaluate``.
     """
 
     def __init__(
@@ -251,37 +286,74 @@ class PatientRisk:
         self.rules = rules
         self.baselines = {f: make_baseline() for f in rules}
         self.sustained = sustained if sustained is not None else Sustained()
-        self.held_days = 0  # consecutive days held back from the baselines
+        self.own = {f: own_chart() for f, rule in rules.items() if rule.own_chart}
+        self.held_days = 0  # consecutive days of the current excursion (mean's CUSUM above 0)
+        self.held: list[dict[Feature, float]] = []  # their values, learnt if it comes to nothing
+        self.excursion_alarmed = False  # the current excursion has alarmed: never learn its days
 
     def step(self, values: Mapping[Feature, float | None]) -> Assessment:
         """Score one day's feature values (None or NaN: not measured), then learn them."""
         risk = daily_risk(values, {f: b.get() for f, b in self.baselines.items()}, rules=self.rules)
-        alarm = self.sustained.update(risk.deviation_sd)
-        building = self.sustained.value > 0
-        self.held_days = self.held_days + 1 if building else 0
-        if not building or self.held_days > RELEARN_AFTER_DAYS:
-            for feature, baseline in self.baselines.items():
-                value = values.get(feature)
-                if value is not None:
-                    baseline.update(value)
-        return Assessment(risk, self.sustained.value, alarm)
+        mean_alarm = self.sustained.update(risk.deviation_sd)
+        z = {c.feature: c.z for c in risk.contributions}
+        alone = tuple(f for f, chart in self.own.items() if chart.update(z.get(f, 0.0)))
+        assessment = Assessment(risk, self.sustained.value, mean_alarm or bool(alone), alone)
+        if self.sustained.value > 0:  # an excursion: hold the day back until it is decided
+            self.held_days += 1
+            self.excursion_alarmed = self.excursion_alarmed or assessment.alarm
+            self.held.append(_learnable(values))
+            if self.held_days <= RELEARN_AFTER_DAYS:
+                return assessment
+        # Decided: back to 0, or on for two weeks (a new normal). The days of an excursion that
+        # never alarmed were usual after all and are learnt now, in order: dropping them would
+        # cut off the baseline's upper tail, which then drifts low and alarms more and more
+        # (docs/risk.md: measured). The days of one that alarmed stay out of the baseline.
+        if not self.excursion_alarmed or self.held_days > RELEARN_AFTER_DAYS:
+            for day in self.held:
+                self._learn(day)
+        self.held.clear()
+        if self.sustained.value <= 0:
+            self._learn(_learnable(values))
+            self.held_days, self.excursion_alarmed = 0, False
+        return assessment
+
+    def _learn(self, values: Mapping[Feature, float]) -> None:
+        for feature, value in values.items():
+            baseline = self.baselines.get(feature)
+            if baseline is not None:
+                baseline.update(value)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain JSON-able state; the rules are code and are not part of it."""
         return {
             "baselines": {f.value: b.snapshot() for f, b in self.baselines.items()},
             "sustained": self.sustained.snapshot(),
+            "own": {f.value: chart.snapshot() for f, chart in self.own.items()},
             "held_days": self.held_days,
+            "held": [{f.value: v for f, v in day.items()} for day in self.held],
+            "excursion_alarmed": self.excursion_alarmed,
         }
 
     @classmethod
     def restore(
         cls, state: Mapping[str, Any], *, rules: Mapping[Feature, FeatureRule] = DEFAULT_RULES
     ) -> PatientRisk:
+        """Rebuild from :meth:`snapshot`; an older release's state starts the new parts empty."""
         p = cls(rules=rules, sustained=Sustained.restore(state["sustained"]))
         for name, snap in state["baselines"].items():
             feature = Feature(name)
             if feature in p.baselines:
                 p.baselines[feature] = RollingRobust.restore(snap)
+        for name, snap in state.get("own", {}).items():
+            feature = Feature(name)
+            if feature in p.own:
+                p.own[feature] = own_chart(float(snap["value"]))
         p.held_days = int(state["held_days"])
+        p.held = [{Feature(f): float(v) for f, v in day.items()} for day in state.get("held", [])]
+        p.excursion_alarmed = bool(state.get("excursion_alarmed", p.sustained.alarm))
         return p
+
+
+def _learnable(values: Mapping[Feature, float | None]) -> dict[Feature, float]:
+    """The measured values of a day (None and NaN are not learnt: no measurement that night)."""
+    return {f: float(v) for f, v in values.items() if v is not None and math.isfinite(v)}

@@ -128,8 +128,13 @@ def test_patient_risk_learns_then_alarms_only_on_a_sustained_rise() -> None:
     assert one_bad.risk.score > 0
     assert not one_bad.alarm  # one bad night pages nobody
     assert not model.step(_usual(61.0)).alarm
-    # 72 is 6 SD (capped) over three features: 2 SD a day, 1 past the slack: day 4 alarms.
-    assert [model.step(_usual(72.0)).alarm for _ in range(4)] == [False, False, False, True]
+    # 72 is 6 SD (capped) over three features: 2 SD a day, 1 past the slack: the mean's CUSUM
+    # reaches its threshold on day 4. Resting HR's own chart (3 SD a day at most, 1.5 slack)
+    # reaches its threshold on day 2: a lone feature this far off for two nights is a review.
+    days = [model.step(_usual(72.0)) for _ in range(4)]
+    assert [d.cusum >= 4.0 for d in days] == [False, False, False, True]
+    assert [d.alone for d in days] == [()] + [(Feature.RESTING_HR,)] * 3
+    assert [d.alarm for d in days] == [False, True, True, True]
 
 
 def test_deviating_days_are_held_back_from_the_baseline_for_two_weeks() -> None:
@@ -145,7 +150,7 @@ def test_deviating_days_are_held_back_from_the_baseline_for_two_weeks() -> None:
         assert b is not None
         centres.append(b.centre)
     first = alarms.index(True)
-    assert first == 3  # CUSUM: 6 SD over 3 features is 2 SD a day, minus 1.0 slack: day 4
+    assert first == 1  # resting HR's own chart: 6 SD alone, 3 a day past 1.5 slack: day 2
     # From the first deviating day on, nothing is learnt for two weeks: the rise alarms
     # instead of becoming the patient's usual on the way.
     assert centres[:RELEARN_AFTER_DAYS] == [usual.centre] * RELEARN_AFTER_DAYS
