@@ -126,10 +126,17 @@ def reduce_days(sim: Simulated) -> Course:
 
 
 def cohort(
-    n_patients: int, *, seed: int, days: int = 21, ill_fraction: float = 0.5
+    n_patients: int,
+    *,
+    seed: int,
+    days: int = 21,
+    ill_fraction: float = 0.5,
+    ill_scenario: str = "home_infection",
 ) -> Iterator[Course]:
-    """``n_patients`` courses, ``ill_fraction`` of them with an infection, deterministic by seed."""
+    """``n_patients`` courses, ``ill_fraction`` of them ``ill_scenario``, deterministic by seed."""
+    if ill_scenario not in SCENARIOS or SCENARIOS[ill_scenario].onset_hours is None:
+        raise ValueError(f"{ill_scenario!r} is not a scenario with an onset")
     n_ill = round(n_patients * ill_fraction)
     for i in range(n_patients):
-        scenario = "home_infection" if i < n_ill else "home_stable"
+        scenario = ill_scenario if i < n_ill else "home_stable"
         yield reduce_days(simulate(scenario, patient_number=i + 1, seed=seed, days=days))

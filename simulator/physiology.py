@@ -101,6 +101,9 @@ class Scenario:
     # the patient's normal over ``recovery_hours``. None: the patient never recovers.
     hold_hours: Range = (0.0, 0.0)
     recovery_hours: Range | None = None
+    # An illness of the whole patient: the unwell stay in bed and their beat-to-beat variation
+    # shrinks. False: only the targeted signs change (a lone deviation, e.g. home_hr_rise).
+    systemic: bool = True
 
     def targets(self) -> dict[Metric, Range]:
         """The ranges of the values this scenario drives, by metric."""
@@ -204,6 +207,21 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 },
                 battery_start_pct=(70.0, 100.0),
                 day_to_day=True,
+            ),
+            # Resting heart rate alone rises 8-14 /min over one to three days and stays up,
+            # everything else as usual: what dehydration, anaemia or bleeding, a new arrhythmia
+            # at a controlled rate or a stopped beta-blocker can look like on a wearable. It
+            # tests the one thing a weighted mean of seven features is bad at: a lone deviation.
+            Scenario(
+                "home_hr_rise",
+                "resting heart rate alone rises 8-14 /min over 1-3 days and stays up; "
+                "breathing, temperature, SpO2 and activity stay usual",
+                onset_hours=(7 * 24.0, 10 * 24.0),
+                ramp_hours=(24.0, 72.0),
+                deltas={Metric.HEART_RATE: (8.0, 14.0)},
+                battery_start_pct=(70.0, 100.0),
+                day_to_day=True,
+                systemic=False,
             ),
             Scenario(
                 "device_off",
@@ -501,7 +519,8 @@ class PatientModel:
             removed = ts >= self.onset_s
         worn = ~(charging | washing | removed)
 
-        awake = np.where(asleep, 0.0, 1.0 - severity)  # the unwell stay in bed
+        systemic = 1.0 if self.scenario.systemic else 0.0
+        awake = np.where(asleep, 0.0, 1.0 - systemic * severity)  # the unwell stay in bed
         day_shift, activity = self._day(hour)
         steps, walking = _activity(rng, p.active_fraction * activity * awake, 0.2 * awake, worn)
         values = _vitals(
@@ -536,7 +555,7 @@ class PatientModel:
                 np.random.default_rng([*self._seed, hour, 1]),
                 values[Metric.HEART_RATE],
                 values[Metric.RESP_RATE],
-                self._severity(ts, self._phase(Metric.HEART_RATE)),
+                systemic * self._severity(ts, self._phase(Metric.HEART_RATE)),
             )
         states = MinuteStates(ts, asleep, walking, worn, steps, severity)
         return Samples(ts, {m: values[m] for m in GENERATED}, rr), states

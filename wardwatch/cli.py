@@ -370,7 +370,10 @@ def cmd_evaluate_simulated(args: argparse.Namespace) -> int:
     if args.patients < 1 or args.days < 14:
         print("wardwatch evaluate simulated: need at least 1 patient and 14 days", file=sys.stderr)
         return 2
-    print(evaluate.simulated(args.patients, days=args.days, seed=args.seed, as_json=args.json))
+    text = evaluate.simulated(
+        args.patients, days=args.days, seed=args.seed, scenario=args.scenario, as_json=args.json
+    )
+    print(text)
     return 0
 
 
@@ -752,7 +755,14 @@ def _add_evaluation_commands(sub: Any) -> None:
     w.set_defaults(func=cmd_evaluate_welltory)
     s = ev.add_parser(
         "simulated",
-        help="the simulator's labelled multi-day cohort: half catch an infection (docs/risk.md)",
+        help="the simulator's labelled multi-day cohort: half catch an infection, or with"
+        " --scenario home_hr_rise their resting heart rate alone rises (docs/risk.md)",
+    )
+    s.add_argument(
+        "--scenario",
+        choices=("home_infection", "home_hr_rise"),
+        default="home_infection",
+        help="what happens to the half who fall ill (default %(default)s)",
     )
     s.add_argument("--patients", type=int, default=20, help="cohort size (default %(default)s)")
     s.add_argument("--days", type=int, default=21, help="days simulated (default %(default)s)")

@@ -17,7 +17,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +95,11 @@ RESTING_ONLY: Final = "resting HR only"
 
 #: Resting heart rate alone, as Alavi 2022 alerted on; a labelled variant, never the headline.
 RESTING_HR_ONLY: Final = {Feature.RESTING_HR: DEFAULT_RULES[Feature.RESTING_HR]}
+#: Every feature, the weighted mean's CUSUM only: what the own charts add (docs/risk.md).
+MEAN_ONLY: Final = "ours, mean only"
+WITHOUT_OWN_CHARTS: Final = {f: replace(r, own_chart=False) for f, r in DEFAULT_RULES.items()}
+#: The simulator's multi-day scenarios with an onset that ``evaluate simulated`` can run.
+SIMULATED_SCENARIOS: Final = ("home_infection", "home_hr_rise")
 
 EXCLUDE_NO_ONSET: Final = "no symptom-onset date"
 EXCLUDE_NO_DATA: Final = "no wearable, sleep or HRV data"
@@ -357,6 +362,7 @@ def run_welltory(data_dir: Path) -> WelltoryReport:
         (OURS, PatientRisk),
         (RESTING_ONLY, lambda: PatientRisk(rules=RESTING_HR_ONLY)),
         (NIGHTSIGNAL, NightSignal),
+        (MEAN_ONLY, lambda: PatientRisk(rules=WITHOUT_OWN_CHARTS)),
     ]
     background = tuple(
         (label, evaluate(episode(p.code, p.onset, p.days, make_risk=make) for p in others))
@@ -372,6 +378,7 @@ def run_welltory(data_dir: Path) -> WelltoryReport:
         variants=(
             (RESTING_ONLY, _evaluate(chosen, lambda: PatientRisk(rules=RESTING_HR_ONLY))),
             (NIGHTSIGNAL, _evaluate(chosen, NightSignal)),
+            (MEAN_ONLY, _evaluate(chosen, lambda: PatientRisk(rules=WITHOUT_OWN_CHARTS))),
         ),
         in_control_deviation_sd=_in_control_deviation(chosen),
         background=background,
@@ -465,7 +472,8 @@ def format_report(r: WelltoryReport) -> str:
     lines.append(
         "resting HR only: the same participants and CUSUM with resting heart rate the only\n"
         "feature, as Alavi 2022 alerted on; Alavi's rule: their published NightSignal red alert\n"
-        "(two nights in a row >= 4/min above the median of earlier nights) on the same data.\n"
+        "(two nights in a row >= 4/min above the median of earlier nights) on the same data;\n"
+        f"{MEAN_ONLY}: every feature without the own charts (what they add).\n"
         "Comparisons, not the result. False alert-days per person depend on how long each was\n"
         "watched. Small n: read the rows, not the summary."
     )
@@ -565,18 +573,24 @@ class SimulatedReport:
     scenarios: Mapping[str, str]  # patient -> scenario
     main: Evaluation
     variants: tuple[tuple[str, Evaluation], ...]
+    ill_scenario: str = "home_infection"
 
 
-def run_simulated(n_patients: int = 20, *, days: int = 21, seed: int = 1) -> SimulatedReport:
+def run_simulated(
+    n_patients: int = 20, *, days: int = 21, seed: int = 1, scenario: str = "home_infection"
+) -> SimulatedReport:
     """Simulate, reduce each day as the live pipeline does (signals.daily), and evaluate.
 
-    Half the cohort catch an infection on day 8-11 (``home_infection``), half stay well
+    Half the cohort go through ``scenario`` from day 8-11 (``home_infection``: a viral
+    infection; ``home_hr_rise``: resting heart rate alone rises), half stay well
     (``home_stable``); the onset label is the physiological onset, which the simulator knows,
     so a lead time here is negative: days *after* the change began.
     """
     from simulator.cohort import cohort  # noqa: PLC0415 - the simulator only when asked
 
-    courses = list(cohort(n_patients, seed=seed, days=days))
+    if scenario not in SIMULATED_SCENARIOS:
+        raise ValueError(f"scenario {scenario!r}: one of {', '.join(SIMULATED_SCENARIOS)}")
+    courses = list(cohort(n_patients, seed=seed, days=days, ill_scenario=scenario))
 
     def run(make_risk: Callable[[], DayModel]) -> Evaluation:
         return evaluate(
@@ -592,15 +606,17 @@ def run_simulated(n_patients: int = 20, *, days: int = 21, seed: int = 1) -> Sim
         variants=(
             (RESTING_ONLY, run(lambda: PatientRisk(rules=RESTING_HR_ONLY))),
             (NIGHTSIGNAL, run(NightSignal)),
+            (MEAN_ONLY, run(lambda: PatientRisk(rules=WITHOUT_OWN_CHARTS))),
         ),
+        ill_scenario=scenario,
     )
 
 
 def format_simulated(r: SimulatedReport) -> str:
     lines = [
         "wardwatch evaluate simulated: behaviour-based risk on the simulator's labelled cohort",
-        f"{r.n_patients} patients x {r.days} days, seed {r.seed}; onset = the day the "
-        "physiological change began (lead < 0: days after it)",
+        f"{r.n_patients} patients x {r.days} days, seed {r.seed}, half {r.ill_scenario}; onset ="
+        " the day the physiological change began (lead < 0: days after it)",
         "",
         f"{'patient':<12} {'scenario':<15} {'onset':<10} {'detected':>9} {'lead':>5} "
         f"{'false alert-days':>16}",
@@ -614,7 +630,7 @@ def format_simulated(r: SimulatedReport) -> str:
             f"{lead:>5} {o.false_alert_days:>16}"
         )
     names = [
-        "infections flagged",
+        "onsets flagged",
         "  by an alarm raised in the window",
         "median lead, days (< 0: after onset)",
         "false alert-days per person",
@@ -627,21 +643,31 @@ def format_simulated(r: SimulatedReport) -> str:
     for i, name in enumerate(names):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{c[i]:>20}" for _, c in columns))
     lines.append(
+        f"{MEAN_ONLY}: every feature, without the own charts of resting HR, breathing rate,\n"
+        "temperature and SpO2 (what they add).\n"
         "The simulator is not evidence about patients: it checks that the chain from minute\n"
         "readings to an alarm works and how fast it reacts to a change of known size."
     )
     return "\n".join(lines)
 
 
-def simulated(n_patients: int, *, days: int, seed: int, as_json: bool = False) -> str:
+def simulated(
+    n_patients: int,
+    *,
+    days: int,
+    seed: int,
+    scenario: str = "home_infection",
+    as_json: bool = False,
+) -> str:
     """The text ``wardwatch evaluate simulated`` prints."""
-    report = run_simulated(n_patients, days=days, seed=seed)
+    report = run_simulated(n_patients, days=days, seed=seed, scenario=scenario)
     if as_json:
         return json.dumps(
             {
                 "patients": report.n_patients,
                 "days": report.days,
                 "seed": report.seed,
+                "scenario": report.ill_scenario,
                 "scenarios": dict(report.scenarios),
                 "main": _evaluation_json(report.main),
                 "variants": {label: _evaluation_json(ev) for label, ev in report.variants},

@@ -7,6 +7,7 @@ import math
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from signals.evaluation import (
@@ -286,7 +287,7 @@ def test_welltory_figures_are_pinned() -> None:
     assert ev.false_alert_days_per_30_days == pytest.approx(1.7627, abs=1e-4)
     assert [o.false_alert_days for o in ev.outcomes] == [11, 18, 0, 0, 1, 0, 0, 2, 7, 0, 0, 12]
 
-    [(label, hr_only), (label2, nightsignal)] = r.variants
+    [(label, hr_only), (label2, nightsignal), (label3, mean_only)] = r.variants
     assert label == "resting HR only"
     assert (hr_only.n_detected, hr_only.n_carried_in, hr_only.lead_days) == (2, 1, (14, -2))
     assert (hr_only.false_alert_days, hr_only.days_outside_illness) == (55, 868)
@@ -296,24 +297,29 @@ def test_welltory_figures_are_pinned() -> None:
     assert (nightsignal.n_detected, nightsignal.n_carried_in) == (3, 0)
     assert nightsignal.lead_days == (-3, 10, 0)
     assert (nightsignal.false_alert_days, nightsignal.days_outside_illness) == (28, 868)
+    # What the own charts add here: one detection (-3 days) for one false alert-day.
+    assert label3 == "ours, mean only"
+    assert (mean_only.n_detected, mean_only.n_carried_in, mean_only.lead_days) == (2, 1, (-3, 14))
+    assert mean_only.false_alert_days == 50
 
     # What healthy days feed the CUSUM: above the half-normal's 0.40, below the 1.0 slack.
     assert r.in_control_deviation_sd == pytest.approx(0.5179, abs=1e-4)
     assert report_json(r)["main"]["detected_carried_in"] == 1
 
     # False alerts on more people: the 22 others monitored on >= 14 days, none evaluable for
-    # detection (474 monitored days outside any known illness window). Ours 23 false alert-days
-    # (1.05 per person, 1.46 per 30 days), resting HR only 35, Alavi's rule 13 (0.82 per 30).
+    # detection (474 monitored days outside any known illness window). Ours 20 false alert-days
+    # (0.91 per person, 1.27 per 30 days), resting HR only 31, Alavi's rule 13 (0.82 per 30),
+    # ours without the own charts 20 (they add none here).
     codes = {i.participant.code for i in r.included}
     assert [label for label, _ in r.background] == [
-        "ours, all features", "resting HR only", "Alavi's rule"
+        "ours, all features", "resting HR only", "Alavi's rule", "ours, mean only"
     ]  # fmt: skip
     for _, ev in r.background:
         assert ev.n_participants == 22
         assert ev.days_outside_illness == 474
         assert not codes & {o.patient for o in ev.outcomes}
         assert all(o.monitored_days >= 14 for o in ev.outcomes)
-    assert [ev.false_alert_days for _, ev in r.background] == [20, 31, 13]
+    assert [ev.false_alert_days for _, ev in r.background] == [20, 31, 13, 20]
     assert r.background[0][1].false_alert_days_per_30_days == pytest.approx(1.2658, abs=1e-4)
     assert report_json(r)["background"]["Alavi's rule"]["false_alert_days"] == 13
 
@@ -352,3 +358,45 @@ def test_the_simulated_cohort_is_flagged_days_after_onset_without_false_alerts(
     assert all(-3 <= lead <= -1 for lead in main["lead_days"])
     assert main["false_alert_days"] == 0
     assert report["scenarios"]["sim-pt-0005"] == "home_stable"
+
+
+def test_a_simulated_lone_resting_hr_rise_is_flagged_only_with_the_own_charts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Resting heart rate alone up 8-14 /min (home_hr_rise), everything else usual, on a device
+    that measures six features: the weighted mean dilutes it. Measured 2026-11-29 (8 patients,
+    seed 1): with the own charts all 4 flagged 1-3 days after the change began; the mean's
+    CUSUM alone flags 3 of 4, 5-7 days after it; neither raises a false alert-day."""
+    argv = ["evaluate", "simulated", "--patients", "8", "--scenario", "home_hr_rise", "--json"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scenario"] == "home_hr_rise"
+    assert report["scenarios"]["sim-pt-0001"] == "home_hr_rise"
+    main, mean_only = report["main"], report["variants"]["ours, mean only"]
+    assert (main["with_onset"], main["detected"], main["detected_carried_in"]) == (4, 4, 0)
+    assert all(-3 <= lead <= -1 for lead in main["lead_days"])
+    assert mean_only["detected"] == 3
+    assert min(mean_only["lead_days"]) <= -5
+    assert main["false_alert_days"] == mean_only["false_alert_days"] == 0
+
+
+def test_the_lone_rise_scenario_moves_resting_hr_and_nothing_else() -> None:
+    """The scenario must be what its name says, or the test above proves nothing: after the
+    rise, resting HR is 8+ /min up while activity and breathing stay where they were."""
+    from simulator.cohort import cohort  # noqa: PLC0415
+
+    [course] = list(cohort(1, seed=1, ill_fraction=1.0, ill_scenario="home_hr_rise"))
+    assert course.onset is not None
+    before = [v for d, v in course.days if d < course.onset]
+    after = [v for d, v in course.days if d >= course.onset + timedelta(days=3)]
+
+    def median(days: list[dict[Feature, float]], f: Feature) -> float:
+        return float(np.median([v[f] for v in days]))
+
+    assert median(after, Feature.RESTING_HR) - median(before, Feature.RESTING_HR) >= 8
+    for feature, tolerance in ((Feature.RESP_RATE, 1.0), (Feature.TEMPERATURE, 0.2),
+                               (Feature.SPO2, 1.0)):  # fmt: skip
+        assert abs(median(after, feature) - median(before, feature)) <= tolerance
+    assert median(after, Feature.STEPS) >= 0.7 * median(before, Feature.STEPS)
+    with pytest.raises(ValueError, match="not a scenario with an onset"):
+        list(cohort(1, seed=1, ill_scenario="home_stable"))
