@@ -297,6 +297,21 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
 DERIVED_SUFFIX = "/derived"
 
 
+def first_waveform_after(
+    conn: Conn, device_id: str, kind: WaveformKind, after: datetime, before: datetime
+) -> datetime | None:
+    """Start of the device's first chunk of ``kind`` that ends after ``after`` and starts before
+    ``before``: where derivation resumes when the data has a gap longer than one load."""
+    row = conn.execute(
+        "select min(start_ts) from waveforms where device_id = %(device)s and kind = %(kind)s"
+        " and start_ts > %(after)s - %(longest)s * interval '1 second' and start_ts < %(before)s"
+        " and start_ts + n_samples / fs_hz * interval '1 second' > %(after)s",
+        {"device": device_id, "kind": kind.value, "after": after, "before": before,
+         "longest": MAX_CHUNK_S},
+    ).fetchone()  # fmt: skip
+    return None if row is None else row[0]  # type: ignore[return-value]
+
+
 def derived_until(conn: Conn, device_id: str, what: str) -> datetime | None:
     row = conn.execute(
         "select until_ts from derived_progress where device_id = %s and what = %s",

@@ -317,6 +317,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         prefer_installed=args.services == "auto",
         accel_hz=args.accel_hz,
         accel_patients=args.accel_patients,
+        ppg_hz=args.ppg_hz,
+        ppg_patients=args.ppg_patients,
     )
 
 
@@ -546,6 +548,19 @@ def _add_service_commands(sub: Any) -> None:
         type=_count,
         default=2,
         help="how many patients' devices send the accelerometer (default %(default)s)",
+    )
+    p.add_argument(
+        "--ppg-hz",
+        type=_ppg_hz,
+        default=25.0,
+        help="PPG rate of the first --ppg-patients devices, which then send no heart or"
+        " breathing rate (derived from the PPG instead); 0 turns it off (default %(default)s)",
+    )
+    p.add_argument(
+        "--ppg-patients",
+        type=_count,
+        default=1,
+        help="how many patients' devices stream PPG (default %(default)s)",
     )
     p.set_defaults(func=cmd_demo)
 

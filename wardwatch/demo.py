@@ -6,13 +6,14 @@ import contextlib
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
 from dashboard.server import ServerError
+from signals.vitals import Metric
 from simulator import make_ward
 from simulator import record as sim_record
 from simulator import replay as sim_replay
@@ -23,6 +24,10 @@ from storage import assignments, migrate
 from wardwatch import embedded
 from wardwatch.service import Options, running
 from wardwatch.settings import Settings, parse_http_addr
+
+#: How often the demo derives heart rate, breathing and motion from raw waveforms (the service
+#: default is a minute: at the demo's 60x that is an hour of the ward's time between ticks).
+DEMO_DERIVE_TICK_S = 10.0
 
 
 def enrol_ward(database_url: str, patients: list[SimPatient], since: datetime) -> None:
@@ -110,11 +115,14 @@ class Summary:
     alerts_raised: int
     alerts_by_severity: dict[str, int]
     patients_alerted: int
+    derived: dict[str, int] = field(default_factory=dict)  # metric -> minutes from waveforms
 
     def __str__(self) -> str:
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.alerts_by_severity.items())) or "none"
+        derived = ", ".join(f"{k} {v}" for k, v in sorted(self.derived.items())) or "none yet"
         return (
             f"readings stored: {self.readings_stored}\n"
+            f"derived from raw waveforms (minutes): {derived}\n"
             f"quarantined: {self.quarantined}\n"
             f"alerts raised: {self.alerts_raised} ({by}) for {self.patients_alerted}"
             f" patient{'' if self.patients_alerted == 1 else 's'}"
@@ -130,6 +138,10 @@ def summarise(database_url: str) -> Summary:
             "select severity, count(*), count(distinct patient_id) from alerts group by severity"
         ).fetchall()
         patients = conn.execute("select count(distinct patient_id) from alerts").fetchone()
+        derived = conn.execute(
+            "select metric, count(*) from readings where device_id like %s group by metric",
+            ("%/derived",),
+        ).fetchall()
     from alerts.model import Severity  # noqa: PLC0415
 
     return Summary(
@@ -138,6 +150,7 @@ def summarise(database_url: str) -> Summary:
         alerts_raised=sum(int(n) for _, n, _ in rows),
         alerts_by_severity={Severity(int(s)).label: int(n) for s, n, _ in rows},
         patients_alerted=int(patients[0]) if patients else 0,
+        derived={Metric(int(m)).name.lower(): int(n) for m, n in derived},
     )
 
 
@@ -150,6 +163,8 @@ def _simulate_until_done(
     stop: threading.Event,
     accel_hz: float | None = None,
     accel_patients: int | None = None,
+    ppg_hz: float | None = None,
+    ppg_patients: int | None = None,
 ) -> None:
     """Run the simulator on its own thread so that Ctrl-C (``stop``) is noticed at once."""
     sim_stop = threading.Event()
@@ -166,6 +181,8 @@ def _simulate_until_done(
                 stop=sim_stop,
                 accel_hz=accel_hz,
                 accel_patients=accel_patients,
+                ppg_hz=ppg_hz,
+                ppg_patients=ppg_patients,
             )
         finally:
             done.set()
@@ -190,11 +207,17 @@ def run_demo(
     prefer_installed: bool = True,
     accel_hz: float | None = None,
     accel_patients: int | None = None,
+    ppg_hz: float | None = None,
+    ppg_patients: int | None = None,
 ) -> int:
     """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard.
 
     With ``accel_hz``, the first ``accel_patients`` devices (None: all) also send their raw
-    wrist accelerometer (``wardwatch demo`` asks for 2 at 10 Hz: light at the demo's 60x).
+    wrist accelerometer (``wardwatch demo`` asks for 2 at 10 Hz: light at the demo's 60x); with
+    ``ppg_hz`` the first ``ppg_patients`` stream their PPG and send no heart or breathing rate,
+    which the derive jobs then compute (``wardwatch demo`` asks for 1 at 25 Hz). The derive jobs
+    run every ``DEMO_DERIVE_TICK_S`` instead of every minute: at 60x a minute is an hour of the
+    ward's time, and those patients would show no heart rate for that long.
     """
     host, port = parse_http_addr(http_addr)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -207,14 +230,16 @@ def run_demo(
         enrol_ward(urls.database_url, ward, _event_start(speed, minutes))
         with contextlib.ExitStack() as stack:
             try:
-                svc = stack.enter_context(running(settings, Options()))
+                options = Options(derive_tick_s=DEMO_DERIVE_TICK_S)
+                svc = stack.enter_context(running(settings, options))
             except ServerError as exc:  # e.g. the port is taken: say so plainly
                 print(f"wardwatch demo: {exc}; try --http-addr 127.0.0.1:0", file=sys.stderr)
                 return 1
             print(f"\ndashboard: {svc.dashboard_url}/  (Ctrl-C stops everything)\n", file=out)
             _simulate_until_done(
-                ward, urls.mqtt_url, speed, minutes, seed, stop, accel_hz, accel_patients
-            )
+                ward, urls.mqtt_url, speed, minutes, seed, stop, accel_hz, accel_patients,
+                ppg_hz, ppg_patients,
+            )  # fmt: skip
             if not stop.is_set():
                 # Let ingest take what is still queued before the summary.
                 deadline = time.monotonic() + 30

@@ -71,10 +71,28 @@ class _Stream:
     contact: assignments.Contact
     since: datetime  # where the last run settled (or the lookback), the new work starts after
     segments: Sequence[WaveformChunk]  # continuous stretches, with context before ``since``
+    cut_us: int | None = None  # this run's load stopped here (CATCH_UP_SPAN): more may follow
 
     @property
     def since_us(self) -> int:
         return int(self.since.timestamp() * 1_000_000)
+
+    def continues(self, segment: WaveformChunk, quiet_from_us: int) -> bool:
+        """Whether more of ``segment`` may come: the device is still sending (its data ends
+        after ``quiet_from_us``) or this run's load was cut where the segment reaches."""
+        cut = self.cut_us is not None and segment.end_us >= self.cut_us
+        return segment.end_us > quiet_from_us or cut
+
+
+#: How far back a device's waveform is still derived. A phone that was out of reach uploads
+#: what its watch buffered when it reconnects, hours late; a job that looked back an hour of
+#: wall-clock time left every minute of such an upload underived, silently. Older than this is
+#: left underived, with a log line saying so.
+LATE_LIMIT = timedelta(hours=24)
+#: At most this much of one device's waveform per job and tick: a day-late upload, a restart
+#: after downtime or a device enrolled with history catches up over a few ticks, with bounded
+#: memory and transactions, while the other devices get their turn.
+CATCH_UP_SPAN = timedelta(hours=3)
 
 
 def _derive_each(
@@ -86,23 +104,26 @@ def _derive_each(
     lookback: timedelta,
     context: timedelta,
     work: Callable[[_Stream], int],
+    catch_up: timedelta = CATCH_UP_SPAN,
 ) -> int:
     """Run ``work`` on each assigned device's ``kind`` waveform since its derive job ``what``
     last settled; return the sum of what ``work`` returned (readings stored).
 
     Shared by the derive jobs: one transaction per device, under a per-device advisory lock
-    (another worker's run skips the device), continuing from ``derived_progress`` but at most
-    ``lookback`` back, with ``context`` before that loaded too. ``work`` runs inside that
-    device's transaction, so its readings and its progress commit together, and a device whose
-    work fails is rolled back and logged with the traceback while the others go on (a database
-    error still ends the run: the tick is retried).
+    (another worker's run skips the device), continuing from ``derived_progress`` (else from the
+    device's enrolment) but at most ``lookback`` back, event time, however late the data came,
+    with ``context`` before that loaded too and at most ``catch_up`` of data after it. ``work``
+    runs inside that device's transaction, so its readings and its progress commit together, and
+    a device whose work fails is rolled back and logged with the traceback while the others go
+    on (a database error still ends the run: the tick is retried).
     """
     stored = 0
     for c in assignments.current_contacts(conn, now):
         try:
             with conn.transaction():
                 stream = _load_stream(conn, c, now=now, what=what, kind=kind,
-                                      lookback=lookback, context=context)  # fmt: skip
+                                      lookback=lookback, context=context,
+                                      catch_up=catch_up)  # fmt: skip
                 if stream is not None:
                     stored += work(stream)
         except psycopg.Error:
@@ -121,6 +142,7 @@ def _load_stream(
     kind: WaveformKind,
     lookback: timedelta,
     context: timedelta,
+    catch_up: timedelta,
 ) -> _Stream | None:
     """The device's waveform due for ``what``, or None (locked elsewhere, nothing new, or only
     rates no derivation accepts: said, and passed)."""
@@ -131,10 +153,19 @@ def _load_stream(
     if not (got and got[0]):
         return None
     done = devices.derived_until(conn, c.device_id, what)
-    since = max(done or now - lookback, now - lookback, c.valid_from)
-    chunks = devices.load_waveform(conn, c.device_id, kind, since - context, now)
+    floor = max(now - lookback, c.valid_from)
+    if done is not None and done < now - lookback:
+        _say_too_late(conn, c.device_id, kind, what, done, floor)
+    since = max(done, floor) if done is not None else floor
+    first = devices.first_waveform_after(conn, c.device_id, kind, since, now)
+    if first is None:
+        return None
+    # Skip a gap: resume at the first data after ``since``, and load at most ``catch_up``.
+    end = min(now, max(since, first) + catch_up)
+    chunks = devices.load_waveform(conn, c.device_id, kind, since - context, end)
     if not chunks:
         return None
+    cut_us = int(end.timestamp() * 1_000_000) if end < now else None
     segments = join_chunks(chunks).segments
     usable = [seg for seg in segments if derivable(seg)]
     since_us = int(since.timestamp() * 1_000_000)
@@ -151,7 +182,26 @@ def _load_stream(
         if not usable:
             devices.set_derived_until(conn, c.device_id, what, _utc(max(seg.end_us for seg in odd)))
             return None
-    return _Stream(c, since, usable) if usable else None
+    return _Stream(c, since, usable, cut_us) if usable else None
+
+
+def _say_too_late(
+    conn: Conn, device_id: str, kind: WaveformKind, what: str, done: datetime, floor: datetime
+) -> None:
+    """A waveform stored but past ``LATE_LIMIT`` when first due: log it, once per gap."""
+    older = conn.execute(
+        "select count(*) from waveforms where device_id = %s and kind = %s"
+        " and start_ts >= %s and start_ts < %s",
+        (device_id, kind.value, done, floor),
+    ).fetchone()
+    if older and older[0]:
+        devices.set_derived_until(conn, device_id, what, floor)  # passed: said once, not again
+        log.warning(
+            "device %s: %d %s chunks between %s and %s arrived or came due more than %s late;"
+            " they are stored but not derived for %s",
+            device_id, older[0], kind.value, done.isoformat(), floor.isoformat(), LATE_LIMIT,
+            what,
+        )  # fmt: skip
 
 
 #: A device that sent a metric itself within this span is one that reports it: a watch that sends
@@ -175,7 +225,13 @@ def _store(
     return readings_store.insert_readings(conn, batch).stored if len(batch) else 0
 
 
-def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+def derive_resp_rate(
+    conn: Conn,
+    *,
+    now: datetime,
+    lookback: timedelta = LATE_LIMIT,
+    catch_up: timedelta = CATCH_UP_SPAN,
+) -> int:
     """Breathing rate from the PPG of each assigned device that sends a PPG but no breathing rate.
 
     One estimate per whole minute (signals.derived), stored under ``<device>/derived`` for the
@@ -197,7 +253,8 @@ def derive_resp_rate(conn: Conn, *, now: datetime, lookback: timedelta = timedel
         return stored
 
     return _derive_each(conn, now=now, what="resp_rate", kind=WaveformKind.PPG,
-                        lookback=lookback, context=timedelta(minutes=2), work=work)  # fmt: skip
+                        lookback=lookback, context=timedelta(minutes=2), work=work,
+                        catch_up=catch_up)  # fmt: skip
 
 
 def _settled_spans(
@@ -208,7 +265,7 @@ def _settled_spans(
     spans = []
     for segment in stream.segments:
         end = segment.end_us
-        settled_to = end - settle_us if end > quiet_from_us else end
+        settled_to = end - settle_us if stream.continues(segment, quiet_from_us) else end
         if settled_to > stream.since_us:
             spans.append((segment, settled_to))
     return spans
@@ -226,7 +283,13 @@ def _pass_over(conn: Conn, stream: _Stream, what: str) -> None:
 PPG_QUIET = timedelta(minutes=2)
 
 
-def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+def derive_pulse(
+    conn: Conn,
+    *,
+    now: datetime,
+    lookback: timedelta = LATE_LIMIT,
+    catch_up: timedelta = CATCH_UP_SPAN,
+) -> int:
     """Heart rate per minute and pulse intervals from the PPG of each device that streams one.
 
     A watch or ring may leave the heart rate to the receiving end; NEWS2 needs it, and the
@@ -239,7 +302,7 @@ def derive_pulse(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
     """
     return _derive_beats(conn, now=now, lookback=lookback, what="pulse", kind=WaveformKind.PPG,
                          context=timedelta(seconds=70), quiet=PPG_QUIET,
-                         settle_us=PPG_SETTLE_US, beats=ppg_beats)  # fmt: skip
+                         settle_us=PPG_SETTLE_US, beats=ppg_beats, catch_up=catch_up)  # fmt: skip
 
 
 #: An ECG segment that ended this long ago is finished (the device stopped sending): its last
@@ -253,7 +316,13 @@ ECG_QUIET = timedelta(minutes=2)
 ECG_CONTEXT = timedelta(seconds=130)
 
 
-def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+def derive_beats(
+    conn: Conn,
+    *,
+    now: datetime,
+    lookback: timedelta = LATE_LIMIT,
+    catch_up: timedelta = CATCH_UP_SPAN,
+) -> int:
     """Beat-to-beat intervals and heart rate from each device's raw ECG (signals.derived).
 
     An ECG patch may stream the waveform and nothing else: its R peaks (``ecg_r_peaks``) give
@@ -265,7 +334,7 @@ def derive_beats(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(h
     """
     return _derive_beats(conn, now=now, lookback=lookback, what="beats", kind=WaveformKind.ECG,
                          context=ECG_CONTEXT, quiet=ECG_QUIET, settle_us=ECG_SETTLE_US,
-                         beats=ecg_beats)  # fmt: skip
+                         beats=ecg_beats, catch_up=catch_up)  # fmt: skip
 
 
 def _derive_beats(
@@ -279,6 +348,7 @@ def _derive_beats(
     quiet: timedelta,
     settle_us: int,
     beats: Callable[..., EcgBeats | PpgBeats],
+    catch_up: timedelta = CATCH_UP_SPAN,
 ) -> int:
     """Heart rate per minute and beat intervals from a waveform, as ECG and PPG share it.
 
@@ -310,7 +380,7 @@ def _derive_beats(
         return stored
 
     return _derive_each(conn, now=now, what=what, kind=kind, lookback=lookback,
-                        context=context, work=work)  # fmt: skip
+                        context=context, work=work, catch_up=catch_up)  # fmt: skip
 
 
 #: Motion minutes are derived this long after the data that settles them has arrived (a bout may
@@ -319,7 +389,13 @@ def _derive_beats(
 MOTION_LAG = timedelta(microseconds=CONTEXT_US)
 
 
-def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(hours=2)) -> int:
+def derive_motion(
+    conn: Conn,
+    *,
+    now: datetime,
+    lookback: timedelta = LATE_LIMIT,
+    catch_up: timedelta = CATCH_UP_SPAN,
+) -> int:
     """Activity, wear and sustained inactivity per minute from each device's raw accelerometer.
 
     For devices that stream raw acceleration (signals.motion): each run continues from where the
@@ -338,7 +414,7 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
             m = motion_minutes(segment, calibration)
             # Final once the context after it has arrived, or where the data stops.
             end = segment.end_us
-            settled_to = end - CONTEXT_US if end > quiet_from else end
+            settled_to = end - CONTEXT_US if s.continues(segment, quiet_from) else end
             m = m.take((m.end_us > s.since_us) & (m.end_us <= settled_to))
             if len(m):
                 minutes.append(m)
@@ -355,7 +431,8 @@ def derive_motion(conn: Conn, *, now: datetime, lookback: timedelta = timedelta(
         return stored
 
     return _derive_each(conn, now=now, what="motion", kind=WaveformKind.ACCEL, lookback=lookback,
-                        context=MOTION_LAG + timedelta(minutes=1), work=work)  # fmt: skip
+                        context=MOTION_LAG + timedelta(minutes=1), work=work,
+                        catch_up=catch_up)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
