@@ -115,14 +115,14 @@ class Summary:
     alerts_raised: int
     alerts_by_severity: dict[str, int]
     patients_alerted: int
-    derived: dict[str, int] = field(default_factory=dict)  # metric -> minutes from waveforms
+    derived: dict[str, int] = field(default_factory=dict)  # metric -> readings from waveforms
 
     def __str__(self) -> str:
         by = ", ".join(f"{k} {v}" for k, v in sorted(self.alerts_by_severity.items())) or "none"
         derived = ", ".join(f"{k} {v}" for k, v in sorted(self.derived.items())) or "none yet"
         return (
             f"readings stored: {self.readings_stored}\n"
-            f"derived from raw waveforms (minutes): {derived}\n"
+            f"derived from raw waveforms (readings): {derived}\n"
             f"quarantined: {self.quarantined}\n"
             f"alerts raised: {self.alerts_raised} ({by}) for {self.patients_alerted}"
             f" patient{'' if self.patients_alerted == 1 else 's'}"

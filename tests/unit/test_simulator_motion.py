@@ -445,6 +445,9 @@ def test_accelerometer_rates_and_the_command_line() -> None:
     args = parser.parse_args(["demo"])
     assert (args.accel_hz, args.accel_patients) == (10.0, 2)
     assert parser.parse_args(["demo", "--accel-hz", "0"]).accel_hz is None
+    # The demo has one PPG-only watch (heart and breathing rate derived); 0 turns it off.
+    assert (args.ppg_hz, args.ppg_patients) == (25.0, 1)
+    assert parser.parse_args(["demo", "--ppg-hz", "0"]).ppg_hz is None
     with pytest.raises(SystemExit):
         parser.parse_args(["simulate", "--accel-hz", "3"])
     with pytest.raises(SystemExit):
