@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Final, cast
 
 import numpy as np
@@ -41,12 +42,31 @@ _EPOCH_US = "(extract(epoch from {}) * 1000000)::int8"  # numeric on PostgreSQL 
 _SAMPLE = np.dtype("<f4")  # the bytea layout, whatever this machine's byte order
 
 
+#: Which derive jobs (``wardwatch.derive``, their ``derived_progress.what``) read which kind of
+#: waveform: retention keeps a chunk until all of them have passed it, and a chunk stored behind
+#: one's progress rewinds it.
+DERIVE_JOBS: Mapping[WaveformKind, tuple[str, ...]] = MappingProxyType(
+    {
+        WaveformKind.PPG: ("resp_rate", "pulse"),
+        WaveformKind.ECG: ("beats",),
+        WaveformKind.ACCEL: ("motion",),
+    }
+)
+#: ``DERIVE_JOBS`` as SQL rows (kind, what), from the constant above (no outside input).
+DERIVE_JOBS_SQL = ", ".join(f"('{k.value}', '{w}')" for k, ws in DERIVE_JOBS.items() for w in ws)
+
+
 def insert_waveforms(conn: Conn, chunks: Iterable[WaveformChunk]) -> int:
     """Store chunks inside the caller's transaction; return how many were new.
 
     COPY into a temporary table, then one ``INSERT ... ON CONFLICT DO NOTHING``: redelivered
     chunks (same device, kind and start) are stored once, the first one kept. Every chunk must
     carry its ``received_us`` (a joined segment, which has none, is not stored).
+
+    A new chunk that starts before where a derive job of its kind has got to for the device (it
+    came out of order: a retry, a second path) moves that job back to the chunk's start, in the
+    same statement, so the job derives it on its next run; what it had already stored stays (a
+    derived reading is stored once), and the minutes the chunk completes are added.
     """
     chunks = list(chunks)
     if any(c.received_us is None for c in chunks):
@@ -87,7 +107,13 @@ def insert_waveforms(conn: Conn, chunks: Iterable[WaveformChunk]) -> int:
             f" channels, unit, data, received_at, seq) select device_id, kind,"
             f" {_US.format('start_us')}, fs_hz, n_samples, channels, unit, data,"
             f" {_US.format('received_us')}, seq from waveforms_in"
-            " on conflict do nothing returning 1) select count(*) from new"
+            " on conflict do nothing returning device_id, kind, start_ts),"
+            f" jobs (kind, what) as (values {DERIVE_JOBS_SQL}),"
+            " rewound as (update derived_progress p set until_ts = n.first_ts"
+            "   from (select device_id, kind, min(start_ts) as first_ts from new group by 1, 2) n"
+            "   join jobs j on j.kind = n.kind"
+            "   where p.device_id = n.device_id and p.what = j.what and p.until_ts > n.first_ts)"
+            " select count(*) from new"
         ).fetchone()
         cur.execute("truncate waveforms_in")
     return int(cast(tuple[int], counted)[0]) if counted else 0

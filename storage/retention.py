@@ -19,18 +19,18 @@ from datetime import datetime
 
 import psycopg
 
+from storage.devices import DERIVE_JOBS_SQL
+
 Conn = psycopg.Connection[tuple[object, ...]]
 
 _PRUNE_WAVEFORMS = """
 with doomed as (
     select w.device_id, w.kind, w.start_ts from waveforms w
-    -- which jobs consume which kind (wardwatch.derive.derive_*): the slowest of them decides
+    -- which jobs consume which kind (storage.devices.DERIVE_JOBS): the slowest of them decides
     left join lateral (
         select min(p.until_ts) as until_ts from derived_progress p
         where p.device_id = w.device_id
-          and p.what = any(case w.kind when 'ppg' then array['resp_rate', 'pulse']
-                                       when 'accel' then array['motion']
-                                       when 'ecg' then array['beats'] end)
+          and (w.kind, p.what) in (values {jobs})
     ) d on true
     where w.start_ts < %(before)s
       -- a chunk its derive jobs have not passed stays (no progress row: never derived, e.g. a
@@ -42,7 +42,7 @@ with doomed as (
 )
 delete from waveforms w using doomed
 where w.device_id = doomed.device_id and w.kind = doomed.kind and w.start_ts = doomed.start_ts
-"""
+""".replace("{jobs}", DERIVE_JOBS_SQL)
 
 _PRUNE_SEQ = """
 with doomed as (

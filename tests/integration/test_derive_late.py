@@ -17,6 +17,8 @@ import psycopg
 import pytest
 
 from signals.vitals import Metric
+from signals.waveforms import WaveformKind
+from storage.devices import DERIVE_JOBS
 from tests.unit.test_ppg_resp import recording
 from tests.waveform_feed import enrol, send_waveform, stored_readings
 from wardwatch import derive
@@ -119,3 +121,52 @@ def test_an_upload_past_the_late_limit_is_said_once_and_not_derived(
         assert _derive_all(database_url, now=too_late + timedelta(minutes=1)) == 0
     assert not [r for r in caplog.records if f"ppg-{uid}" in r.getMessage()]  # once
     assert _derived(database_url, uid) == {m: [] for m in METRICS}
+
+
+def test_a_chunk_that_arrives_after_the_data_behind_it_was_derived_is_derived_too(
+    database_url: str, uid: str
+) -> None:
+    """The recording's third 30-s chunk arrives last, after the job has derived everything
+    around it (a retry, a second path). Storing it moves the PPG jobs back to its start; the
+    next run adds the minutes it completes, and everything already stored stays as it was."""
+    want = _live(database_url, uid)
+    device = f"ppg-{uid}"
+    enrol(database_url, device, f"pt-{uid}", T0 - timedelta(hours=1))
+    ppg = recording()["PPG"].round(4)
+    first, hole = 60 * FS, 90 * FS  # samples [60 s, 90 s) come last
+    send = {"kind": "ppg", "unit": "au", "fs": FS}
+    send_waveform(database_url, device, samples=ppg[:first], start=T0, **send)
+    end = send_waveform(database_url, device, samples=ppg[hole:],
+                        start=T0 + timedelta(seconds=90), **send)  # fmt: skip
+    assert _derive_all(database_url, now=end + timedelta(minutes=3)) > 0
+    before = _derived(database_url, uid)
+    assert len(before[Metric.HEART_RATE]) < len(want[Metric.HEART_RATE])  # the hole's minute
+    with psycopg.connect(database_url) as conn:
+        done = dict(conn.execute(
+            "select what, until_ts from derived_progress where device_id = %s", (device,)
+        ).fetchall())  # fmt: skip
+    assert set(done) == set(DERIVE_JOBS[WaveformKind.PPG])
+    assert all(t > T0 + timedelta(seconds=60) for t in done.values())
+
+    send_waveform(database_url, device, samples=ppg[first:hole],
+                  start=T0 + timedelta(seconds=60), **send)  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        rewound = dict(conn.execute(
+            "select what, until_ts from derived_progress where device_id = %s", (device,)
+        ).fetchall())  # fmt: skip
+    assert rewound == {what: T0 + timedelta(seconds=60) for what in done}
+    assert _derive_all(database_url, now=end + timedelta(minutes=4)) > 0
+    after = _derived(database_url, uid)
+    for metric in METRICS:
+        kept = dict(after[metric])
+        assert all(kept[t] == v for t, v in before[metric])  # nothing stored is changed
+    # The hole's minute is there now, with the value a live run gives it.
+    assert [t for t, _ in after[Metric.HEART_RATE]] == [t for t, _ in want[Metric.HEART_RATE]]
+    new = {t for t, _ in after[Metric.HEART_RATE]} - {t for t, _ in before[Metric.HEART_RATE]}
+    live = dict(want[Metric.HEART_RATE])
+    assert new
+    assert all(abs(dict(after[Metric.HEART_RATE])[t] - live[t]) < 0.5 for t in new)
+    # Redelivering a chunk already stored moves nothing back.
+    send_waveform(database_url, device, samples=ppg[first:hole],
+                  start=T0 + timedelta(seconds=60), **send)  # fmt: skip
+    assert _derive_all(database_url, now=end + timedelta(minutes=5)) == 0
