@@ -256,11 +256,7 @@ class Assessment:
     cusum: float  # the weighted mean's CUSUM
     alarm: bool  # the mean's CUSUM or any feature's own chart at its threshold
     alone: tuple[Feature, ...] = ()  # features whose own chart alarms (deviating for days)
-
-    @property
-    def alarm_by_mean(self) -> bool:
-        """The weighted mean's CUSUM alarms (several features, or a device measuring few)."""
-        return self.cusum >= CUSUM_THRESHOLD
+    alarm_by_mean: bool = False  # the weighted mean's CUSUM alarms (alone or with own charts)
 
 
 class PatientRisk:
@@ -297,7 +293,9 @@ class PatientRisk:
         mean_alarm = self.sustained.update(risk.deviation_sd)
         z = {c.feature: c.z for c in risk.contributions}
         alone = tuple(f for f, chart in self.own.items() if chart.update(z.get(f, 0.0)))
-        assessment = Assessment(risk, self.sustained.value, mean_alarm or bool(alone), alone)
+        assessment = Assessment(
+            risk, self.sustained.value, mean_alarm or bool(alone), alone, alarm_by_mean=mean_alarm
+        )
         if self.sustained.value > 0:  # an excursion: hold the day back until it is decided
             self.held_days += 1
             self.excursion_alarmed = self.excursion_alarmed or assessment.alarm
