@@ -11,9 +11,9 @@ One bad night must not page anyone: ``Sustained`` is a one-sided CUSUM (Page 195
 deviation, which alarms only when deviations accumulate over consecutive days. A mean dilutes a
 lone deviation among usual features, so resting heart rate, respiratory rate, temperature and
 SpO2 each also have their own chart (``own_chart``): any one of them far off for nights on end
-alarms by itself. The reference
-point is Alavi et al., Nature Medicine 2022: personal resting-heart-rate baselines flagged 80 %
-of infections a median of 3 days before symptoms at 1.15 false alert-days per person.
+alarms by itself. The reference point is Alavi et al., Nature Medicine 2022: personal
+resting-heart-rate baselines flagged 80 % of infections a median of 3 days before symptoms at
+1.15 false alert-days per person.
 
 Limits (docs/risk.md): weights and thresholds are set from physiology and the literature, not
 yet fitted to outcomes; a baseline learnt while already unwell makes illness look normal; devices
@@ -53,7 +53,7 @@ class FeatureRule:
     min_sd: (
         float  # floor under the baseline's scale: the device's resolution and night-to-night noise
     )
-    #: Watched on its own as well (``OwnChart``): a sustained deviation of this feature alone
+    #: Watched on its own as well (``own_chart``): a sustained deviation of this feature alone
     #: alarms even when the other features are usual and would dilute it in the mean.
     own_chart: bool = False
 
@@ -267,7 +267,7 @@ class PatientRisk:
     0): such days are held back, up to ``RELEARN_AFTER_DAYS`` in a row, because otherwise an
     illness that comes on over a few days would be learnt as the patient's usual before it had
     accumulated enough to alarm. A feature's own chart holds nothing back: it is above 0 after
-    any night past 1.5 SD, and a baseline that never learns its high nights drifts low and
+    any night past 1.75 SD, and a baseline that never learns its high nights drifts low and
     alarms more (docs/risk.md: measured). The same object serves the live pipeline (state
     snapshotted to PostgreSQL) and ``wardwatch evaluate``.
     """
