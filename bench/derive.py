@@ -14,8 +14,10 @@ on), in 30-s chunks as devices send them:
 Measured for each job: the catch-up after an hour without the job (one tick deriving an hour per
 device), and the live steady state (ticks a minute apart, each with a minute of new data), both
 per device, against the baseline measured in the same run: the job's pure core alone on the same
-hour of one device's samples. The live tick sets how many waveform-streaming devices one core can
-follow: 60 s over the tick's cost per device. Figures are printed, never asserted.
+hour of one device's samples. Live ticks come at the service's interval for the job (a minute;
+motion every 15: ``Options.motion_tick_s``); their cost per minute of data sets how many
+waveform-streaming devices one core can follow: 60 s over that cost. Figures are printed, never
+asserted.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from simulator.motion import wrist_accel
 from storage import assignments, devices, migrate
 from tests.wfdb_io import read_record
 from wardwatch import derive, embedded
+from wardwatch.service import Options
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -152,38 +155,74 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+#: How often the service runs each job (wardwatch.service.Options): the live tick is measured
+#: at that interval and reported per minute of data.
+TICK = {
+    "derive_resp_rate": timedelta(seconds=Options().derive_tick_s),
+    "derive_pulse": timedelta(seconds=Options().derive_tick_s),
+    "derive_beats": timedelta(seconds=Options().derive_tick_s),
+    "derive_motion": timedelta(seconds=Options().motion_tick_s),
+}
+
+
 def bench(url: str, n: int, one: dict[str, list[WaveformChunk]], live_ticks: int) -> None:
     pure = {name: min(timed(fn) for _ in range(3)) for name, fn in pure_hour(one).items()}
     catch_up_at = T0 + timedelta(hours=1, minutes=1)
     print(f"\n{n} devices of each kind, {HOURS} h stored; per device:")
     print(f"{'job':18} {'pure core, 1 h':>15} {'catch-up, 1 h':>14} {'ratio':>6}"
-          f" {'live tick':>10} {'devices/core':>13}")  # fmt: skip
+          f" {'tick every':>11} {'live tick':>10} {'per minute':>11}"
+          f" {'devices/core':>13}")  # fmt: skip
     with psycopg.connect(url) as conn:
         for name, job in JOBS.items():
             catch_up = timed(lambda job=job: job(conn, now=catch_up_at))
+            every = TICK[name]
+            # Live ticks while stored data remains ahead of them (2 h stored, 1 h already done).
+            room = (T0 + timedelta(hours=HOURS) - catch_up_at) // every
             ticks = []
-            for k in range(1, live_ticks + 1):
-                at = catch_up_at + timedelta(minutes=k)
+            for k in range(1, max(1, min(live_ticks, room)) + 1):
+                at = catch_up_at + k * every
                 ticks.append(timed(lambda job=job, at=at: job(conn, now=at)))
             live = float(np.median(ticks)) / n
+            per_minute = live / (every / timedelta(minutes=1))
             print(f"{name:18} {pure[name] * 1e3:>12.0f} ms {catch_up / n * 1e3:>11.0f} ms"
-                  f" {catch_up / n / pure[name]:>5.1f}x {live * 1e3:>7.1f} ms"
-                  f" {60.0 / live:>13,.0f}")  # fmt: skip
+                  f" {catch_up / n / pure[name]:>5.1f}x {every / timedelta(minutes=1):>7.0f} min"
+                  f" {live * 1e3:>7.1f} ms {per_minute * 1e3:>8.1f} ms"
+                  f" {60.0 / per_minute:>13,.0f}")  # fmt: skip
+
+
+def idle(url: str, n: int) -> None:
+    """What the derive jobs cost for devices that send no waveform, most of a real ward's: the
+    four jobs' tick over ``n`` such devices (enrolled, nothing stored), per device."""
+    with psycopg.connect(url) as conn:
+        with conn.transaction():
+            for i in range(n):
+                assignments.enrol(conn, device_id=f"watch-{i}", patient_id=f"pt-watch-{i}",
+                                  ward="bench", valid_from=T0 - timedelta(hours=1))  # fmt: skip
+        at = T0 + timedelta(hours=1)
+        ticks = [timed(lambda: [job(conn, now=at) for job in JOBS.values()]) for _ in range(5)]
+    tick = float(np.median(ticks))
+    print(f"\n{n} devices sending no waveform: one tick of the four jobs {tick * 1e3:.1f} ms,"
+          f" {tick / n * 1e6:.1f} µs per device")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.derive")
     parser.add_argument("--devices", type=int, default=20, help="devices of each kind")
-    parser.add_argument("--ticks", type=int, default=5, help="live ticks, a minute apart")
+    parser.add_argument("--ticks", type=int, default=5, help="live ticks per job")
+    parser.add_argument("--idle", type=int, default=1000, help="devices sending no waveform")
     args = parser.parse_args()
     print(f"wardwatch derive-job benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     base = Path(tempfile.mkdtemp(prefix="wardwatch-bench-", dir="/tmp"))
     try:
         with embedded.postgresql(base / "pg", durable=True) as server:
             url = conninfo.make_conninfo(server, dbname="derive")
+            idle_url = conninfo.make_conninfo(server, dbname="idle")
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute("create database derive")
+                conn.execute("create database idle")  # kept apart: its devices add to every tick
             migrate.upgrade(url)
+            migrate.upgrade(idle_url)
+            idle(idle_url, args.idle)
             start = time.perf_counter()
             one = load(url, args.devices)
             print(f"stored {args.devices} x 3 devices x {HOURS} h in "

@@ -26,7 +26,7 @@ from scipy import signal
 from signals.beats import ECG_FS_RANGE_HZ, ecg_r_peaks
 from signals.ppg_quality import WINDOW_S as SQI_WINDOW_S
 from signals.ppg_quality import acceptable_share, ppg_sqi
-from signals.pulse import MAX_FS_HZ, MIN_FS_HZ, bandpass_ppg, ppg_pulse_peaks, refine_peaks
+from signals.pulse import MAX_FS_HZ, MIN_FS_HZ, bandpass_ppg, pulse_peaks_filtered, refine_peaks
 from signals.respiration import resp_rates_from_ppg
 from signals.vitals import F64, I64, PLAUSIBLE, Metric
 from signals.waveforms import WaveformChunk, WaveformKind
@@ -268,9 +268,10 @@ def ppg_beats(segment: WaveformChunk, *, after_us: int, settled_to_us: int) -> P
     for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
         lo, hi = int(start) * sqi.window, int(stop) * sqi.window
         a, b = max(0, lo - context), min(samples.size, hi + context)
-        peaks = ppg_pulse_peaks(samples[a:b], fs)
+        filtered = bandpass_ppg(samples[a:b], fs)
+        peaks = pulse_peaks_filtered(filtered, fs)
         inside = peaks[(peaks + a >= lo) & (peaks + a < hi)]
-        at = refine_peaks(bandpass_ppg(samples[a:b], fs), inside) + a
+        at = refine_peaks(filtered, inside) + a
         beat_us = origin + np.rint(at * (1e6 / fs)).astype(np.int64)
         ts_parts.append(beat_us[1:])
         ibi_parts.append(np.diff(beat_us) / 1000.0)

@@ -48,7 +48,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from signals.pulse import MAX_FS_HZ, MIN_FS_HZ, bandpass_ppg, ppg_pulse_peaks
+from signals.pulse import MAX_FS_HZ, MIN_FS_HZ, bandpass_ppg, pulse_peaks_filtered
 from signals.vitals import F64, I64
 
 __all__ = [
@@ -199,7 +199,7 @@ def _judge(seg: F64, fs: float, start: int, stop: int) -> tuple[SqiReason, float
     filtered = bandpass_ppg(seg, fs)
     if filtered.size == 0 or not np.all(np.isfinite(window)) or np.ptp(window) == 0.0:
         return SqiReason.NO_SIGNAL, float("nan"), float("nan")
-    peaks = ppg_pulse_peaks(seg, fs)
+    peaks = pulse_peaks_filtered(filtered, fs)
     peaks = peaks[(peaks >= start) & (peaks < stop)]
     if peaks.size < 2:
         return SqiReason.HEART_RATE, float("nan"), float("nan")

@@ -323,6 +323,26 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
 DERIVED_SUFFIX = "/derived"
 
 
+def with_waveform_due(
+    conn: Conn, device_ids: Sequence[str], kind: WaveformKind, what: str
+) -> set[str]:
+    """Those of ``device_ids`` with a ``kind`` chunk ending after derive job ``what``'s progress
+    (any chunk, for a device the job has not started): the only devices the job can have work
+    for. One statement, an index probe per device, instead of a transaction and three queries
+    per enrolled device per job and tick: most devices in a ward send no waveform at all."""
+    rows = conn.execute(
+        "select c.device_id from unnest(%(ids)s::text[]) as c(device_id)"
+        " left join derived_progress p on p.device_id = c.device_id and p.what = %(what)s"
+        " where exists (select 1 from waveforms w where w.device_id = c.device_id"
+        " and w.kind = %(kind)s"
+        " and w.start_ts > coalesce(p.until_ts, '-infinity') - %(longest)s * interval '1 second'"
+        " and w.start_ts + w.n_samples / w.fs_hz * interval '1 second'"
+        " > coalesce(p.until_ts, '-infinity'))",
+        {"ids": list(device_ids), "what": what, "kind": kind.value, "longest": MAX_CHUNK_S},
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def first_waveform_after(
     conn: Conn, device_id: str, kind: WaveformKind, after: datetime, before: datetime
 ) -> datetime | None:

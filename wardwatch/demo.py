@@ -26,7 +26,7 @@ from wardwatch.service import Options, running
 from wardwatch.settings import Settings, parse_http_addr
 
 #: How often the demo derives heart rate, breathing and motion from raw waveforms (the service
-#: default is a minute: at the demo's 60x that is an hour of the ward's time between ticks).
+#: default is a minute, 15 for motion: at the demo's 60x a minute is an hour of the ward's time).
 DEMO_DERIVE_TICK_S = 10.0
 
 
@@ -230,7 +230,8 @@ def run_demo(
         enrol_ward(urls.database_url, ward, _event_start(speed, minutes))
         with contextlib.ExitStack() as stack:
             try:
-                options = Options(derive_tick_s=DEMO_DERIVE_TICK_S)
+                tick = DEMO_DERIVE_TICK_S
+                options = Options(derive_tick_s=tick, motion_tick_s=tick)
                 svc = stack.enter_context(running(settings, options))
             except ServerError as exc:  # e.g. the port is taken: say so plainly
                 print(f"wardwatch demo: {exc}; try --http-addr 127.0.0.1:0", file=sys.stderr)

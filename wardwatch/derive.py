@@ -109,7 +109,10 @@ def _derive_each(
     """Run ``work`` on each assigned device's ``kind`` waveform since its derive job ``what``
     last settled; return the sum of what ``work`` returned (readings stored).
 
-    Shared by the derive jobs: one transaction per device, under a per-device advisory lock
+    Shared by the derive jobs: only devices with a ``kind`` chunk past the job's progress are
+    visited (``storage.devices.with_waveform_due``); one transaction per device (whatever the
+    connection held open is committed first, so that a tick over many devices is many short
+    transactions, not one long one holding every device's lock), under a per-device advisory lock
     (another worker's run skips the device), continuing from ``derived_progress`` (else from the
     device's enrolment) but at most ``lookback`` back, event time, however late the data came,
     with ``context`` before that loaded too and at most ``catch_up`` of data after it. ``work``
@@ -118,7 +121,12 @@ def _derive_each(
     on (a database error still ends the run: the tick is retried).
     """
     stored = 0
-    for c in assignments.current_contacts(conn, now):
+    contacts = assignments.current_contacts(conn, now)
+    due = devices.with_waveform_due(conn, [c.device_id for c in contacts], kind, what)
+    conn.commit()
+    for c in contacts:
+        if c.device_id not in due:
+            continue
         try:
             with conn.transaction():
                 stream = _load_stream(conn, c, now=now, what=what, kind=kind,

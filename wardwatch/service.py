@@ -6,7 +6,7 @@ import contextlib
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +53,10 @@ class Options:
     dispatch_tick_s: float = 1.0
     notify_group_wait: timedelta = DEFAULT_GROUP_WAIT  # a patient's alerts in one message
     derive_tick_s: float = 60.0  # breathing rate from PPG, a minute at a time
+    # Motion minutes settle an hour behind the data (derive.MOTION_LAG: a non-wear window is an
+    # hour long), and each run re-reads that hour: every 15 minutes costs an eighth of every
+    # minute (docs/benchmarks.md) and delays activity, wear and sleep by at most 15 more minutes.
+    motion_tick_s: float = 900.0
     sensor_tick_s: float = 300.0  # stuck or noisy sensors, judged over the last hour
     risk_tick_s: float = 300.0  # days complete once a day; a tick catches them within minutes
     # Raw waveforms are kept a week once derived (a clinician may want to see an ECG from the
@@ -308,9 +312,10 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                 conn, now=clock(), policy=in_force(conn), raised=metrics.alerts_raised
             )
 
-        def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-            for fn in (derive_jobs.derive_resp_rate, derive_jobs.derive_motion,
-                       derive_jobs.derive_beats, derive_jobs.derive_pulse):  # fmt: skip
+        def derive_each(
+            conn: psycopg.Connection[tuple[object, ...]], fns: Sequence[Callable[..., int]]
+        ) -> None:
+            for fn in fns:
                 try:
                     fn(conn, now=clock())
                 except psycopg.Error:
@@ -321,6 +326,13 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
                     log.exception("%s failed; the other derive jobs go on", fn.__name__)
                     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         conn.rollback()
+
+        def derive(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            derive_each(conn, (derive_jobs.derive_resp_rate, derive_jobs.derive_beats,
+                               derive_jobs.derive_pulse))  # fmt: skip
+
+        def motion(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            derive_each(conn, (derive_jobs.derive_motion,))
 
         def retention(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             jobs.prune_raw(
@@ -337,6 +349,7 @@ def running(  # noqa: PLR0915 - the composition root wires every part in one pla
             (gaps, options.silence_tick_s),
             (device_health, options.silence_tick_s),
             (derive, options.derive_tick_s),
+            (motion, options.motion_tick_s),
             (sensors, options.sensor_tick_s),
             (risk, options.risk_tick_s),
             (retention, options.retention_tick_s),

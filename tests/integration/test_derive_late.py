@@ -18,6 +18,7 @@ import pytest
 
 from signals.vitals import Metric
 from signals.waveforms import WaveformKind
+from storage import devices
 from storage.devices import DERIVE_JOBS
 from tests.unit.test_ppg_resp import recording
 from tests.waveform_feed import enrol, send_waveform, stored_readings
@@ -170,3 +171,30 @@ def test_a_chunk_that_arrives_after_the_data_behind_it_was_derived_is_derived_to
     send_waveform(database_url, device, samples=ppg[first:hole],
                   start=T0 + timedelta(seconds=60), **send)  # fmt: skip
     assert _derive_all(database_url, now=end + timedelta(minutes=5)) == 0
+
+
+def test_a_tick_visits_only_devices_with_a_waveform_past_the_jobs_progress(
+    database_url: str, uid: str
+) -> None:
+    """Most devices send no waveform: a derive tick must not open a transaction and run three
+    queries for each of them. ``with_waveform_due`` names the devices a job can have work for,
+    and the job's own state decides it: a device the job has caught up with drops out until
+    its next chunk arrives."""
+    end = _watch(database_url, uid)  # the 5-minute PPG, from T0
+    quiet = f"vitals-only-{uid}"
+    enrol(database_url, quiet, f"pt-{quiet}", T0 - timedelta(hours=1))
+    ppg, ids = f"ppg-{uid}", [f"ppg-{uid}", quiet, f"never-enrolled-{uid}"]
+    with psycopg.connect(database_url) as conn:
+        assert devices.with_waveform_due(conn, ids, WaveformKind.PPG, "pulse") == {ppg}
+        assert devices.with_waveform_due(conn, ids, WaveformKind.ECG, "beats") == set()
+        assert derive.derive_pulse(conn, now=end + timedelta(minutes=3)) > 0
+        # Caught up: the job settled to the data's end (the device went quiet), nothing is due.
+        assert devices.with_waveform_due(conn, ids, WaveformKind.PPG, "pulse") == set()
+        # Breathing rate has its own progress: still due for that job.
+        assert devices.with_waveform_due(conn, ids, WaveformKind.PPG, "resp_rate") == {ppg}
+    # A later upload makes the device due again, for that job only from its progress on.
+    later = end + timedelta(minutes=10)
+    send_waveform(database_url, ppg, kind="ppg", unit="au",
+                  samples=recording()["PPG"].round(4)[: 60 * FS], fs=FS, start=later)  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        assert devices.with_waveform_due(conn, ids, WaveformKind.PPG, "pulse") == {ppg}

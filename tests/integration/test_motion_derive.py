@@ -27,6 +27,7 @@ from storage.devices import DERIVED_SUFFIX
 from storage.motion import load_calibration
 from tests.waveform_feed import enrol, send_waveform
 from wardwatch import derive
+from wardwatch.service import Options
 
 pytestmark = pytest.mark.integration
 
@@ -122,17 +123,23 @@ def test_minutes_from_a_raw_accelerometer_match_the_pure_core(database_url: str,
     assert pure.worn[minute <= 180].all()
 
 
+@pytest.mark.parametrize(
+    "every", [timedelta(minutes=7), timedelta(seconds=Options().motion_tick_s)]
+)
 def test_running_every_few_minutes_as_data_arrives_stores_each_minute_once(
-    database_url: str, uid: str
+    database_url: str, uid: str, every: timedelta
 ) -> None:
+    """Every 7 minutes, and at the service's motion tick (15 min): the same minutes as one run."""
     xyz = _recording(12)
     device, patient = _enrol(database_url, uid)
     end = _send(database_url, device, xyz)
     with psycopg.connect(database_url) as conn:
         at = T0 + timedelta(minutes=10)
-        while at < end + timedelta(minutes=70):
+        while True:  # until a tick sees the device quiet for the motion lag: all minutes settled
             derive.derive_motion(conn, now=at, lookback=timedelta(hours=8))
-            at += timedelta(minutes=7)
+            if at > end + derive.MOTION_LAG:
+                break
+            at += every
         inactive = _stored(conn, patient, Metric.INACTIVE)
         worn = _stored(conn, patient, Metric.WORN)
     chunk = WaveformChunk(device, WaveformKind.ACCEL, _us(T0), float(FS),
