@@ -47,6 +47,16 @@ T_WAVE_S: Final = 0.360
 T_WAVE_SLOPE: Final = 0.5
 #: Search back for a missed beat after this multiple of the mean RR (P&T: 166 %).
 SEARCH_BACK_RR: Final = 1.66
+#: Search back also accepts the highest candidate when it exceeds this multiple of the median of
+#: the others in the window, and there are at least this many others (see _stands_out).
+SEARCH_BACK_STANDOUT: Final = 8.0
+SEARCH_BACK_OTHERS: Final = 2
+#: ...once two mean RR intervals have passed without a beat: past any compensatory pause, which
+#: is at most two RR intervals from the beat before a premature one.
+SEARCH_BACK_STANDOUT_RR: Final = 2.0
+#: ...but only beyond the T wave's reach of the last beat, and only down to this fraction of the
+#: learnt beat energy (about a sixth of the amplitude): a pause's baseline noise never qualifies.
+SEARCH_BACK_FLOOR: Final = 1.0 / 32.0
 #: Interloper rule (see _drop_interlopers): RR context in intervals, the fraction of the local
 #: RR both intervals must be under, and the multiple of it their sum must be under.
 INTERLOPER_CONTEXT: Final = 17
@@ -185,7 +195,13 @@ def _threshold(energy: F32, band: F32, fs: float) -> I64:
             lo = int(np.searchsorted(peaks, pk[last] + refractory))
             if lo < i:
                 j = lo + int(np.argmax(heights[lo:i]))
-                if hs[j] > 0.5 * thr:
+                stands_out = (
+                    p - pk[last] > SEARCH_BACK_STANDOUT_RR * rr_mean
+                    and pk[j] - pk[last] >= t_wave
+                    and hs[j] > SEARCH_BACK_FLOOR * spk
+                    and _stands_out(heights[lo:i], j - lo)
+                )
+                if hs[j] > 0.5 * thr or stands_out:
                     beats.append(j)
                     spk = 0.25 * hs[j] + 0.75 * spk
                     thr = npk + THRESHOLD_FRACTION * (spk - npk)
@@ -206,6 +222,22 @@ def _threshold(energy: F32, band: F32, fs: float) -> I64:
         else:
             npk = 0.125 * h + 0.875 * npk
     return np.asarray(peaks[beats], dtype=np.int64)
+
+
+def _stands_out(heights: F32, k: int) -> bool:
+    """Whether candidate ``k`` towers over the other candidates of a search-back window.
+
+    P&T's search back accepts half the threshold, which fails when the ECG's amplitude drops
+    (an electrode reseated, a patch that shifts with posture): the integrated energy falls with
+    the square of the amplitude, the new beats are learnt as noise, and the threshold never
+    comes down to them (MIT-BIH 100 at a quarter of its amplitude from the middle on: 793 beats
+    missed). Within one missed interval a QRS still stands far above the P and T waves and the
+    noise around it, whatever the amplitude; pure noise in a pause has no such peak.
+    """
+    others = np.delete(heights, k)
+    if others.size < SEARCH_BACK_OTHERS:
+        return False
+    return bool(heights[k] > SEARCH_BACK_STANDOUT * float(np.median(others)))
 
 
 def _drop_interlopers(beats: I64, energy: F32) -> I64:

@@ -28,12 +28,13 @@ FS_MITDB = 360
 TARGET = 0.995  # issue "Signals": Se and +P ≥ 99.5 % on each record, 150 ms window
 SLACK = 0.0005  # pins may fall by at most 0.05 percentage points
 
-# Held out: lead V5 of record 100 at 360 Hz, measured Se 99.87 % (2,270 of 2,273 beats) and +P
-# 100.00 % (no false beat). The 3 missed beats are consecutive (296.9, 297.7 and 298.5 s): for
-# about 2.5 s there V5's QRS shrinks to a quarter of its usual size or less while MLII's does not (a
-# lead or electrode fault), too small even for the search-back's half threshold. V5 does find
-# the record's last beat, which MLII cuts off.
-V5_ACHIEVED = (0.9986, 1.0000)
+# Held out: lead V5 of record 100 at 360 Hz. Measured first (2026-11-28) at Se 99.87 % (2,270 of
+# 2,273 beats) and +P 100.00 %: 3 consecutive beats missed (296.9, 297.7 and 298.5 s) where for
+# about 2.5 s V5's QRS shrinks to a quarter of its size or less while MLII's does not (a lead or
+# electrode fault). Since the search back's "stands out" rule (2026-11-29; made for amplitude
+# drops simulated on MLII, docs/beats.md, not tuned on V5) two of them are found: Se 99.96 %
+# (2,272), +P 100.00 %. V5 also finds the record's last beat, which MLII cuts off.
+V5_ACHIEVED = (0.9995, 1.0000)
 
 # (record, Hz, sensitivity, positive predictivity), lead MLII resampled from 360 Hz. 100 and 106
 # keep their 360 Hz figures at both rates. 105 gains false beats in its motion artefact and
@@ -43,8 +44,8 @@ V5_ACHIEVED = (0.9986, 1.0000)
 RESAMPLED = [
     ("100", 250, 0.9995, 1.0000),
     ("100", 128, 0.9995, 1.0000),
-    ("105", 250, 0.9972, 0.9941),
-    ("105", 128, 0.9972, 0.9953),
+    ("105", 250, 0.9976, 0.9941),
+    ("105", 128, 0.9980, 0.9953),
     ("106", 250, 0.9995, 1.0000),
     ("106", 128, 0.9995, 1.0000),
 ]
