@@ -128,6 +128,21 @@ def test_every_ecg_beat_has_a_ppg_pulse_in_its_arrival_window() -> None:
     assert p.size <= r.size + 2  # and next to no pulses beyond the beats
 
 
+@pytest.mark.parametrize("gain", [0.25, 0.1, 3.0])
+def test_a_change_in_pulse_amplitude_loses_no_pulse(gain: float) -> None:
+    """A watch loosening or cold hands shrink the pulse wave within seconds. Elgendi's offset was
+    the mean of the whole signal, so at a tenth of the amplitude from midway 25 of the 432
+    pulses fell under it; now the offset is local (``signals.pulse._OFFSET_S``)."""
+    ppg, ecg = recording()["PPG"], recording()["ECG"]
+    changed = ppg.copy()
+    half = ppg.size // 2
+    changed[half:] = (ppg[half:] - ppg.mean()) * gain + ppg.mean()
+    r = ecg_r_peaks(ecg, FS)
+    p = ppg_pulse_peaks(changed, FS)
+    assert matched_fraction(r, p, FS, ppg.size) >= 0.99
+    assert p.size <= r.size + 2
+
+
 @pytest.mark.parametrize("fs", [20.0, 25.0, 50.0])
 def test_wearable_rates_from_the_decimated_recording(fs: float) -> None:
     """The same PPG at wearables' rates: beats, heart rate and breathing as at 100 Hz."""
