@@ -163,6 +163,9 @@ class DeviceHealth:
     latest_at: datetime | None = None  # its latest report of any kind
     clock_offset_s: float | None = None  # device minus receipt, from its latest status report
     future_refused: int = 0  # readings refused as future-dated in the last hour
+    # Off the body by its accelerometer's stillness (derived, an hour behind), not by its own
+    # wear sensor: said in the alert, so the device team knows why it came late.
+    off_body_inferred: bool = False
 
 
 def battery_condition(
@@ -207,17 +210,19 @@ def battery_critical_condition(
 def not_worn_condition(
     patient_id: str, device_id: str, h: DeviceHealth, *, after: timedelta = NOT_WORN_AFTER
 ) -> Condition | None:
-    """Off the body for ``after`` by the device's own clock (its latest report, not ours)."""
+    """Off the body for ``after`` by the device's own clock (its latest report, not ours), or by
+    the minutes derived from its accelerometer when it has no wear sensor (storage.devices)."""
     if h.off_body_since is None or h.latest_at is None:
         return None
     off_for = h.latest_at - h.off_body_since
     if off_for < after:
         return None
+    how = " (judged from its accelerometer, about an hour behind)" if h.off_body_inferred else ""
     return Condition(
         patient_id,
         Rule.NOT_WORN,
         Severity.TECHNICAL,
-        f"device {device_id} off the body for {int(off_for.total_seconds() // 60)} min: "
+        f"device {device_id} off the body for {int(off_for.total_seconds() // 60)} min{how}: "
         "no vital signs are being measured",
     )
 

@@ -276,15 +276,26 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
     Battery and worn come from readings (both the vitals and the status topics write them);
     the clock offset from the latest status report; refusals from the quarantine. Off-body time
     runs from the first "off" after the last "on" within a day, by the device's own clock.
+
+    A device with no wear sensor of its own that streams raw acceleration has its wear judged
+    from the motion (``<device>/derived`` worn minutes, wardwatch.derive.derive_motion): then
+    the newer of the two says whether it is worn, and its off-body time runs on the derived
+    minutes' own timeline (they settle an hour behind the data, so a device put down for 30 min
+    is reported about an hour later; the device's other, live, readings must not stretch it).
     """
     ids = list(device_ids)
     if not ids:
         return {}
+    params = {
+        "ids": ids,
+        "worn": int(Metric.WORN),
+        "battery": int(Metric.BATTERY),
+        "any": [int(Metric.WORN), int(Metric.BATTERY), int(Metric.HEART_RATE)],
+        "day": now - timedelta(days=1),
+        "hour": now - timedelta(hours=1),
+    }
     rows = conn.execute(
-        "select d.id, b.value, w.value, w.ts,"
-        " (select min(ts) from readings where device_id = d.id and metric = %(worn)s"
-        "   and ts > coalesce((select max(ts) from readings where device_id = d.id"
-        "     and metric = %(worn)s and value >= 0.5 and ts > %(day)s), %(day)s)),"
+        "select d.id, b.value, w.value, w.ts, " + _OFF_SINCE_SQL + ","
         " (select max(ts) from readings where device_id = d.id and ts > %(day)s"
         "   and metric = any(%(any)s)),"
         " (select clock_offset_s::float8 from device_status where device_id = d.id"
@@ -293,20 +304,27 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
         "   and reason = 'future timestamp' and received_at > %(hour)s)"
         " from unnest(%(ids)s::text[]) d(id)"
         " left join lateral (select value from readings where device_id = d.id"
-        "   and metric = %(battery)s order by ts desc limit 1) b on true"
-        " left join lateral (select value, ts from readings where device_id = d.id"
-        "   and metric = %(worn)s order by ts desc limit 1) w on true",
-        {
-            "ids": ids,
-            "worn": int(Metric.WORN),
-            "battery": int(Metric.BATTERY),
-            "any": [int(Metric.WORN), int(Metric.BATTERY), int(Metric.HEART_RATE)],
-            "day": now - timedelta(days=1),
-            "hour": now - timedelta(hours=1),
-        },
+        "   and metric = %(battery)s order by ts desc limit 1) b on true" + _LATEST_WORN_SQL,
+        params,
     ).fetchall()
+    derived = {
+        str(r[0]).removesuffix(DERIVED_SUFFIX): r[1:]
+        for r in conn.execute(
+            "select d.id, w.value, w.ts, "
+            + _OFF_SINCE_SQL
+            + " from unnest(%(ids)s::text[]) d(id)"
+            + _LATEST_WORN_SQL,
+            params | {"ids": [d + DERIVED_SUFFIX for d in ids]},
+        ).fetchall()
+    }
     out = {}
-    for device, battery, worn, worn_ts, off_since, latest, offset, refused in rows:
+    for row in rows:
+        device, battery, worn, worn_ts, off_since, latest, offset, refused = row
+        d_worn, d_worn_ts, d_off_since = derived[str(device)]
+        # The derived minutes speak when they are newer than the device's own wear reports.
+        inferred = d_worn_ts is not None and (worn_ts is None or d_worn_ts > worn_ts)  # type: ignore[operator]
+        if inferred:  # on their own timeline: live readings must not stretch the off time
+            worn, worn_ts, off_since, latest = d_worn, d_worn_ts, d_off_since, d_worn_ts
         off = worn is not None and float(worn) < 0.5  # type: ignore[arg-type]
         out[str(device)] = DeviceHealth(
             battery_pct=None if battery is None else float(battery),  # type: ignore[arg-type]
@@ -314,8 +332,22 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
             latest_at=latest,  # type: ignore[arg-type]
             clock_offset_s=None if offset is None else float(offset),  # type: ignore[arg-type]
             future_refused=int(refused),  # type: ignore[call-overload]
+            off_body_inferred=off and inferred,
         )
     return out
+
+
+#: The device's latest wear report (``w.value``, ``w.ts``), joined to ``unnest(...) d(id)``.
+_LATEST_WORN_SQL = (
+    " left join lateral (select value, ts from readings where device_id = d.id"
+    "   and metric = %(worn)s order by ts desc limit 1) w on true"
+)
+#: When the device went off the body: its first wear report after the last "on" within a day.
+_OFF_SINCE_SQL = (
+    "(select min(ts) from readings where device_id = d.id and metric = %(worn)s"
+    "   and ts > coalesce((select max(ts) from readings where device_id = d.id"
+    "     and metric = %(worn)s and value >= 0.5 and ts > %(day)s), %(day)s))"
+)
 
 
 #: Readings derived from a device's waveform are stored under this suffix of its id, so their

@@ -18,15 +18,19 @@ import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerts.model import Rule
+from alerts.policy import Policy
 from ingest import pipeline as pipe
 from signals.activity import calibrate
 from signals.motion import motion_minutes
 from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
+from storage import alerts as alert_store
+from storage import devices
 from storage.devices import DERIVED_SUFFIX
 from storage.motion import load_calibration
 from tests.waveform_feed import enrol, send_waveform
-from wardwatch import derive
+from wardwatch import derive, jobs
 from wardwatch.service import Options
 
 pytestmark = pytest.mark.integration
@@ -172,3 +176,39 @@ def test_a_device_with_its_own_wear_sensor_keeps_it(database_url: str, uid: str)
             (patient, int(Metric.WORN)),
         ).fetchall()
     assert rows == [(device, 1)]  # the device's own flag; none derived beside it
+
+
+def test_a_device_put_down_raises_not_worn_from_its_accelerometer(
+    database_url: str, uid: str
+) -> None:
+    """A patch or watch with no wear sensor of its own, streaming raw acceleration: the 90
+    minutes it lay on the table are derived as not worn, and the device team is told ("off the
+    body ... judged from its accelerometer"), which until 2026-11-29 never happened (the rule
+    read only the device's own wear flag). It resolves once the minutes after it are derived."""
+    xyz = _recording(13)
+    device, patient = _enrol(database_url, uid)
+    end = _send(database_url, device, xyz)  # table from minute 180 to 270 of 300
+    on_table_until = T0 + timedelta(minutes=265)
+    with psycopg.connect(database_url) as conn:
+        # Derived as the service would, up to where the minutes on the table have settled.
+        at = T0 + timedelta(minutes=15)
+        while at <= on_table_until + derive.MOTION_LAG:
+            derive.derive_motion(conn, now=at, lookback=timedelta(hours=8))
+            at += timedelta(minutes=15)
+        h = devices.health(conn, [device], now=at)[device]
+        assert h.off_body_inferred
+        assert h.off_body_since is not None
+        # From the first quarter hour wholly on the table (non-wear is judged in 15-min blocks).
+        assert T0 + timedelta(minutes=180) <= h.off_body_since <= T0 + timedelta(minutes=200)
+        jobs.check_devices(conn, now=at, policy=Policy())
+        open_alerts = {
+            r: a.summary for (_, r), a in alert_store.open_alerts(conn, [patient]).items()
+        }
+        assert Rule.NOT_WORN in open_alerts
+        assert "judged from its accelerometer" in open_alerts[Rule.NOT_WORN]
+        # Back on the wrist: once those minutes are derived, the alert resolves.
+        done = end + derive.MOTION_LAG + timedelta(minutes=1)
+        derive.derive_motion(conn, now=done, lookback=timedelta(hours=8))
+        assert devices.health(conn, [device], now=done)[device].off_body_since is None
+        jobs.check_devices(conn, now=done, policy=Policy())
+        assert Rule.NOT_WORN not in {r for (_, r) in alert_store.open_alerts(conn, [patient])}
