@@ -269,21 +269,37 @@ _SENSOR_NAMES = {
 }
 
 
+#: What to check when a waveform gives no heart rate, by the waveform's kind.
+_NO_BEATS = {
+    "ecg": "no heartbeat found in its ECG over the last hour: heart rate not measured"
+    " (electrodes loose or off?)",
+    "ppg": "no pulse found in its PPG over the last hour: heart rate not measured"
+    " (off the wrist, or loose?)",
+}
+
+
 def sensor_condition(
-    patient_id: str, device_id: str, faults: Mapping[Metric, Quality]
+    patient_id: str,
+    device_id: str,
+    faults: Mapping[Metric, Quality],
+    *,
+    no_beats_in: str | None = None,
 ) -> Condition | None:
-    """A device whose sensors give frozen or implausibly jumpy values over the last hour.
+    """A device whose sensors give frozen or implausibly jumpy values over the last hour, or
+    whose streamed waveform (``no_beats_in``: "ecg" or "ppg") gave no heart rate in it.
 
     Technical: the device team fixes it (refit the watch, replace the probe). Clinically the
     affected parameters are scored as not measured meanwhile (ingest.pipeline), never as normal.
     """
     bad = {m: q for m, q in faults.items() if q in SENSOR_FAULTS}
-    if not bad:
+    if not bad and no_beats_in is None:
         return None
-    what = "; ".join(f"{_SENSOR_NAMES[m]} {q.label}" for m, q in sorted(bad.items()))
+    said = []
+    if bad:
+        faulty = "; ".join(f"{_SENSOR_NAMES[m]} {q.label}" for m, q in sorted(bad.items()))
+        said.append(f"{faulty} over the last hour (kept out of NEWS2 until it recovers)")
+    if no_beats_in is not None:
+        said.append(_NO_BEATS[no_beats_in])
     return Condition(
-        patient_id,
-        Rule.SENSOR,
-        Severity.TECHNICAL,
-        f"device {device_id}: {what} over the last hour (kept out of NEWS2 until it recovers)",
+        patient_id, Rule.SENSOR, Severity.TECHNICAL, f"device {device_id}: " + "; ".join(said)
     )

@@ -337,6 +337,57 @@ def health(conn: Conn, device_ids: Iterable[str], *, now: datetime) -> dict[str,
     return out
 
 
+#: How far behind its data a heart-rate derive job may settle (beats, pulse: a minute or two).
+HEART_DERIVE_LAG = timedelta(minutes=5)
+#: The derive job that finds heartbeats in each kind of waveform.
+_HEART_JOB = {WaveformKind.ECG: "beats", WaveformKind.PPG: "pulse"}
+
+
+def unusable_heart_signal(
+    conn: Conn, device_ids: Iterable[str], *, now: datetime, span: timedelta
+) -> dict[str, WaveformKind]:
+    """Devices streaming an ECG or PPG that gave no heart rate over its last ``span``.
+
+    Electrodes that came off a chest patch, or a watch lying on a table, keep streaming a
+    waveform, so the device is not silent ("no data" stays quiet), yet no beat can be found in
+    it: the heart rate is simply not measured, and nobody is told. Counted only when the
+    waveform covers at least 80 % of the span, ended within it, was derived to within
+    ``HEART_DERIVE_LAG`` of its end (a job catching up has not looked yet), and neither the
+    device nor the derivation stored a heart rate in it.
+    """
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "select d.id, k.kind from unnest(%(ids)s::text[]) d(id)"
+        " cross join (values ('ecg', %(ecg_job)s), ('ppg', %(ppg_job)s)) k(kind, job)"
+        " join lateral (select start_ts + n_samples / fs_hz * interval '1 second' as last_end"
+        "   from waveforms where device_id = d.id and kind = k.kind"
+        "   order by start_ts desc limit 1) e on e.last_end > %(now)s - %(span)s"
+        " where (select coalesce(sum(n_samples / fs_hz), 0) from waveforms w"
+        "     where w.device_id = d.id and w.kind = k.kind"
+        "     and w.start_ts >= e.last_end - %(span)s) >= 0.8 * %(span_s)s"
+        " and exists (select 1 from derived_progress p where p.device_id = d.id"
+        "     and p.what = k.job and p.until_ts >= e.last_end - %(lag)s)"
+        " and not exists (select 1 from readings r where r.device_id = d.id"
+        "     and r.metric = %(hr)s and r.ts > e.last_end - %(span)s)"
+        " and not exists (select 1 from readings r where r.device_id = d.id || %(derived)s"
+        "     and r.metric = %(hr)s and r.ts > e.last_end - %(span)s)",
+        {
+            "ids": ids,
+            "ecg_job": _HEART_JOB[WaveformKind.ECG],
+            "ppg_job": _HEART_JOB[WaveformKind.PPG],
+            "now": now,
+            "span": span,
+            "span_s": span.total_seconds(),
+            "lag": HEART_DERIVE_LAG,
+            "hr": int(Metric.HEART_RATE),
+            "derived": DERIVED_SUFFIX,
+        },
+    ).fetchall()
+    return {str(device): WaveformKind(kind) for device, kind in rows}
+
+
 #: The device's latest wear report (``w.value``, ``w.ts``), joined to ``unnest(...) d(id)``.
 _LATEST_WORN_SQL = (
     " left join lateral (select value, ts from readings where device_id = d.id"

@@ -150,7 +150,8 @@ def check_sensors(
 ) -> int:
     """Label each assigned device's last hour of each vital sign (signals.quality); a stuck or
     noisy sensor is recorded (ingest then scores it as not measured) and raises the technical
-    "sensor" alert, resolved when the sensor recovers.
+    "sensor" alert, resolved when the sensor recovers. So does a streamed ECG or PPG in which
+    the derive jobs found no heartbeat for an hour (``devices.unusable_heart_signal``).
 
     One query reads every assigned device's last hour (``devices.recent_series_many``, the same
     rows as ``recent_series`` per device); each device is then labelled here, one at a time.
@@ -176,9 +177,14 @@ def check_sensors(
             bad = {m: q.label for m, q in labels.items() if q in SENSOR_FAULTS}
             devices.set_sensor_faults(conn, c.patient_id, c.device_id, bad, now=now)
         devices.clear_sensor_faults_except(conn, [(c.patient_id, c.device_id) for c in contacts])
+        no_beats = devices.unusable_heart_signal(
+            conn, [c.device_id for c in contacts], now=now, span=SENSOR_SPAN
+        )
 
     def condition(c: assignments.Contact) -> Condition | None:
-        return sensor_condition(c.patient_id, c.device_id, found.get(c.device_id, {}))
+        kind = no_beats.get(c.device_id)
+        return sensor_condition(c.patient_id, c.device_id, found.get(c.device_id, {}),
+                                no_beats_in=None if kind is None else kind.value)  # fmt: skip
 
     return _device_rules(conn, [(Rule.SENSOR, condition)], _SENSOR_LOCK, now, policy, raised)
 

@@ -14,14 +14,19 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import psycopg
 import pytest
+from scipy import signal
 
+from alerts.model import Rule
+from alerts.policy import Policy
 from signals.derived import ecg_beats
 from signals.vitals import Metric
 from signals.waveforms import WaveformChunk, WaveformKind
+from storage import alerts as alert_store
+from storage import devices
 from storage.devices import DERIVED_SUFFIX
 from tests.unit.test_beats_ecg import load_record
 from tests.waveform_feed import enrol, same_readings, send_waveform, stored_readings
-from wardwatch import derive
+from wardwatch import derive, jobs
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +132,40 @@ def test_what_the_device_reports_itself_is_not_derived(
     assert (
         len(stored_readings(database_url, patient, Metric.RR_INTERVAL)) > 200
     )  # intervals still come
+
+
+def test_an_ecg_with_its_electrodes_off_is_reported_and_clears_when_they_are_back(
+    database_url: str, uid: str
+) -> None:
+    """A chest patch whose electrodes came off streams on (so "no data" stays quiet), but its
+    ECG is noise and mains hum in which no beat can be found: the heart rate is not measured,
+    and until 2026-11-29 nobody was told. After an hour of it the device team gets the
+    technical "sensor" alert; with the electrodes back (30 min of record 100, which covers
+    the hour's 80 % with the noise before it) it resolves."""
+    device, patient = _enrol(database_url, uid)
+    rng = np.random.default_rng(5)
+    n = 62 * 60 * 120  # 62 minutes at 120 Hz
+    t = np.arange(n) / 120
+    noise = np.round(rng.normal(0, 0.05, n) + 0.3 * np.sin(2 * np.pi * 50 * t), 3)
+    end = send_waveform(database_url, device, kind="ecg", unit="mV", samples=noise, fs=120,
+                        start=T0)  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        at = end + timedelta(minutes=3)
+        derive.derive_beats(conn, now=at, catch_up=timedelta(hours=2))
+        assert stored_readings(database_url, patient, Metric.HEART_RATE) == []
+        assert devices.unusable_heart_signal(conn, [device], now=at, span=jobs.SENSOR_SPAN) == {
+            device: WaveformKind.ECG
+        }
+        jobs.check_sensors(conn, now=at, policy=Policy())
+        summary = alert_store.open_alerts(conn, [patient])[patient, Rule.SENSOR].summary
+        assert "no heartbeat found in its ECG over the last hour" in summary
+    ecg, _ = load_record("100")
+    back = np.round(signal.resample_poly(ecg[: 40 * 60 * 360], 1, 3), 3)  # 40 min at 120 Hz
+    end = send_waveform(database_url, device, kind="ecg", unit="mV", samples=back, fs=120,
+                        start=end)  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        at = end + timedelta(minutes=3)
+        derive.derive_beats(conn, now=at, catch_up=timedelta(hours=2))
+        assert devices.unusable_heart_signal(conn, [device], now=at, span=jobs.SENSOR_SPAN) == {}
+        jobs.check_sensors(conn, now=at, policy=Policy())
+        assert (patient, Rule.SENSOR) not in alert_store.open_alerts(conn, [patient])

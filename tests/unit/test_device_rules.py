@@ -113,6 +113,22 @@ def test_a_sensor_fault_names_each_bad_sensor_and_ignores_the_rest() -> None:
     assert sensor_condition("p1", "d1", {Metric.HEART_RATE: Quality.ACCEPTABLE}) is None
 
 
+def test_a_waveform_without_beats_is_a_sensor_fault_in_words() -> None:
+    alone = sensor_condition("p1", "d1", {}, no_beats_in="ecg")
+    assert alone is not None
+    assert (alone.rule, alone.severity) == (Rule.SENSOR, Severity.TECHNICAL)
+    assert alone.summary == (
+        "device d1: no heartbeat found in its ECG over the last hour: heart rate not measured"
+        " (electrodes loose or off?)"
+    )
+    both = sensor_condition("p1", "d1", {Metric.SPO2: Quality.STUCK}, no_beats_in="ppg")
+    assert both is not None
+    assert both.summary == (
+        "device d1: SpO2 stuck over the last hour (kept out of NEWS2 until it recovers); no pulse"
+        " found in its PPG over the last hour: heart rate not measured (off the wrist, or loose?)"
+    )
+
+
 def test_news2_says_why_a_parameter_was_not_measured() -> None:
     score = news2_from_latest(
         {Metric.RESP_RATE: (0, 27.0), Metric.TEMPERATURE: (0, 39.3)}, at_us=0, freshness_us=1
