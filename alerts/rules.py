@@ -274,7 +274,7 @@ _NO_BEATS = {
     "ecg": "no heartbeat found in its ECG over the last hour: heart rate not measured"
     " (electrodes loose or off?)",
     "ppg": "no pulse found in its PPG over the last hour: heart rate not measured"
-    " (off the wrist, or loose?)",
+    " (off the wrist, loose, or moving all the time?)",
 }
 
 

@@ -125,7 +125,8 @@ def test_a_waveform_without_beats_is_a_sensor_fault_in_words() -> None:
     assert both is not None
     assert both.summary == (
         "device d1: SpO2 stuck over the last hour (kept out of NEWS2 until it recovers); no pulse"
-        " found in its PPG over the last hour: heart rate not measured (off the wrist, or loose?)"
+        " found in its PPG over the last hour: heart rate not measured (off the wrist, loose, or"
+        " moving all the time?)"
     )
 
 
