@@ -5,8 +5,7 @@ the receiving end (``wardwatch.derive.derive_pulse`` and ``derive_resp_rate``). 
 without patients the simulator needs a PPG that carries what those jobs read:
 
 - **Beats** at the minute's heart rate, each interval modulated by breathing (respiratory sinus
-  arrhythmia, ±4 % of the interval, Hirsch & Bishop 1981 report a few per cent at rest) plus a
-  little beat-to-beat jitter.
+  arrhythmia) plus a little jitter: ``simulator.heart``, shared with the ECG.
 - **The pulse wave**: a systolic Gaussian and a smaller, later diastolic one, as in the test
   signals of ``tests/unit/test_ppg_quality.py``, its width shrinking with the interval.
 - **Breathing's other two modulations** (Karlen et al. 2013): the pulse amplitude (±15 %) and the
@@ -22,11 +21,12 @@ Pure numpy, generated an hour at a time and continued exactly across hours (``Pp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from simulator.heart import HeartState, heartbeats
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -34,25 +34,15 @@ F32 = npt.NDArray[np.float32]
 #: Sampling rates the simulated PPG supports: wearables stream 25-100 Hz, and the pulse detector
 #: is specified from 20 Hz (signals.pulse).
 FS_RANGE_HZ: Final = (20.0, 100.0)
-RSA_FRACTION: Final = 0.04
 AMPLITUDE_MODULATION: Final = 0.15
 BASELINE_MODULATION: Final = 0.20
-JITTER_FRACTION: Final = 0.01
 #: Motion artefact, as a multiple of the pulse amplitude (the quality tests flag 4-8 times).
 MOTION_SCALE: Final = 3.0
 NOISE_SD: Final = 0.02
-#: Heart and breathing rates used where the minute has none (a sensor dropout in the vitals).
-DEFAULT_HR_BPM: Final = 70.0
-DEFAULT_RESP_BPM: Final = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class PpgState:
-    """Where one block ended, so the next continues it: the next beat's time and the breath's
-    phase, both relative to the end of the block."""
-
-    next_beat_s: float
-    breath_phase: float
+#: Where one hour's PPG ended, for the next to continue (``simulator.heart.HeartState``).
+PpgState = HeartState
 
 
 def ppg_block(
@@ -75,30 +65,12 @@ def ppg_block(
     low, high = FS_RANGE_HZ
     if not low <= fs_hz <= high:
         raise ValueError(f"PPG rate must be {low:g}-{high:g} Hz, not {fs_hz!r}")
-    hr = _held(np.asarray(heart_rate, dtype=np.float64), DEFAULT_HR_BPM)
-    br = _held(np.asarray(resp_rate, dtype=np.float64), DEFAULT_RESP_BPM)
+    # Beats at each minute's rate, stretched and shrunk with the breath (simulator.heart).
+    h = heartbeats(rng, fs_hz=fs_hz, heart_rate=heart_rate, resp_rate=resp_rate, state=state)
+    t, per_min, hr, phase, beat_s = h.t, h.per_min, h.hr, h.phase, h.beat_s
+    n = t.size
     on = np.asarray(worn, dtype=np.bool_)
     moving = np.asarray(walking, dtype=np.bool_)
-    n_min = hr.size
-    per_min = round(60 * fs_hz)
-    n = n_min * per_min
-    t = np.arange(n) / fs_hz
-    minute_of = np.minimum((t // 60).astype(np.int64), n_min - 1)
-
-    # Breathing: phase advances at each minute's rate.
-    start_phase = rng.uniform(0, 2 * math.pi) if state is None else state.breath_phase
-    phase = start_phase + 2 * math.pi * np.cumsum(br[minute_of] / 60.0) / fs_hz
-    # Beats: each interval at its minute's rate, stretched and shrunk with the breath.
-    beats: list[float] = []
-    b = rng.uniform(0, 60.0 / hr[0]) if state is None else state.next_beat_s
-    span = n / fs_hz
-    while b < span:
-        beats.append(b)
-        k = min(int(b // 60), n_min - 1)
-        breath = start_phase + 2 * math.pi * (b * br[k] / 60.0)
-        interval = 60.0 / hr[k] * (1 + RSA_FRACTION * math.sin(breath))
-        b += interval * (1 + JITTER_FRACTION * rng.standard_normal())
-    beat_s = np.asarray(beats)
     x = np.zeros(n)
     if beat_s.size:
         intervals = np.diff(beat_s, append=beat_s[-1] + 60.0 / hr[-1])
@@ -121,20 +93,7 @@ def ppg_block(
         x += np.repeat(moving, per_min)[:n] * _motion(rng, n, fs_hz)
     off = np.repeat(~on, per_min)[:n]
     x[off] = 0.01 * rng.standard_normal(int(off.sum()))
-    after = PpgState(next_beat_s=b - span, breath_phase=float(phase[-1]) % (2 * math.pi))
-    return x.astype(np.float32), after
-
-
-def _held(values: F64, default: float) -> F64:
-    """NaN entries take the last finite value before them (``default`` before the first)."""
-    out = values.copy()
-    last = default
-    for i, v in enumerate(out.tolist()):
-        if math.isfinite(v) and v > 0:
-            last = v
-        else:
-            out[i] = last
-    return out
+    return x.astype(np.float32), h.after
 
 
 def _motion(rng: np.random.Generator, n: int, fs: float) -> F64:

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt import MqttEndpoint, make_client
-from simulator.stream import check_accel_hz, check_ppg_hz, stream
+from simulator.stream import check_accel_hz, check_ecg_hz, check_ppg_hz, stream
 from simulator.timeline import DEFAULT_HISTORY, Timeline
 from simulator.ward import SimPatient
 
@@ -258,8 +258,8 @@ class SimulationStats:
     """What a simulation run published, and the span of event time it covered.
 
     ``messages`` counts every message, waveform chunks included; ``samples`` the vital-sign
-    samples; ``accel_messages`` / ``accel_samples`` and ``ppg_messages`` / ``ppg_samples`` the
-    waveforms' chunks and samples.
+    samples; ``accel_messages`` / ``accel_samples``, ``ppg_messages`` / ``ppg_samples`` and
+    ``ecg_messages`` / ``ecg_samples`` the waveforms' chunks and samples.
     """
 
     messages: int
@@ -270,6 +270,8 @@ class SimulationStats:
     accel_samples: int = 0
     ppg_messages: int = 0
     ppg_samples: int = 0
+    ecg_messages: int = 0
+    ecg_samples: int = 0
 
 
 def simulate(
@@ -289,6 +291,8 @@ def simulate(
     accel_patients: int | None = None,
     ppg_hz: float | None = None,
     ppg_patients: int | None = None,
+    ecg_hz: float | None = None,
+    ecg_patients: int | None = None,
 ) -> SimulationStats:
     """Publish the patients' devices to the broker, paced by a :class:`Timeline`, until done.
 
@@ -296,14 +300,18 @@ def simulate(
     see ``simulator.timeline`` for how event time is kept behind the wall clock, and
     ``simulator.stream`` for how samples become messages. With ``accel_hz`` the first
     ``accel_patients`` devices (None: all) also publish their raw wrist accelerometer; with
-    ``ppg_hz`` the first ``ppg_patients`` stream their PPG instead of a heart and breathing rate.
+    ``ppg_hz`` the first ``ppg_patients`` stream their PPG instead of a heart and breathing rate;
+    with ``ecg_hz`` the next ``ecg_patients`` wear a patch streaming its ECG, not a heart rate.
     """
     if accel_hz is not None:
         check_accel_hz(accel_hz)  # before connecting: a bad rate is the caller's mistake
     if ppg_hz is not None:
         check_ppg_hz(ppg_hz)
+    if ecg_hz is not None:
+        check_ecg_hz(ecg_hz)
     timeline = Timeline.plan(now_s=clock(), speed=speed, minutes=minutes, history=history)
-    messages = samples = accel_messages = accel_samples = ppg_messages = ppg_samples = 0
+    messages = samples = 0
+    chunks = {"accel": [0, 0], "ppg": [0, 0], "ecg": [0, 0]}  # kind: [messages, samples]
     with Publisher(mqtt_url) as publisher:
         feed = stream(
             patients,
@@ -318,25 +326,28 @@ def simulate(
             accel_patients=accel_patients,
             ppg_hz=ppg_hz,
             ppg_patients=ppg_patients,
+            ecg_hz=ecg_hz,
+            ecg_patients=ecg_patients,
         )
         for message in feed:
             publisher.publish(message.topic, message.payload)
             messages += 1
             samples += message.samples
-            if message.accel_samples:
-                accel_messages += 1
-                accel_samples += message.accel_samples
-            if message.ppg_samples:
-                ppg_messages += 1
-                ppg_samples += message.ppg_samples
+            for kind, n in (("accel", message.accel_samples), ("ppg", message.ppg_samples),
+                            ("ecg", message.ecg_samples)):  # fmt: skip
+                if n:
+                    chunks[kind][0] += 1
+                    chunks[kind][1] += n
     reached = timeline.event_at(clock() - timeline.wall_start_s)
     return SimulationStats(
         messages=messages,
         samples=samples,
         event_start=datetime.fromtimestamp(timeline.event_start_s, UTC),
         event_end=datetime.fromtimestamp(reached, UTC),
-        accel_messages=accel_messages,
-        accel_samples=accel_samples,
-        ppg_messages=ppg_messages,
-        ppg_samples=ppg_samples,
+        accel_messages=chunks["accel"][0],
+        accel_samples=chunks["accel"][1],
+        ppg_messages=chunks["ppg"][0],
+        ppg_samples=chunks["ppg"][1],
+        ecg_messages=chunks["ecg"][0],
+        ecg_samples=chunks["ecg"][1],
     )

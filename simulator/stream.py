@@ -24,6 +24,9 @@ import numpy.typing as npt
 import orjson
 
 from signals.vitals import Metric
+from simulator.ecg import FS_RANGE_HZ as ECG_FS_RANGE_HZ
+from simulator.ecg import ecg_block
+from simulator.heart import HeartState
 from simulator.motion import (
     FS_RANGE_HZ,
     WristProfile,
@@ -33,7 +36,7 @@ from simulator.motion import (
 )
 from simulator.physiology import SCENARIOS, PatientModel, Samples
 from simulator.ppg import FS_RANGE_HZ as PPG_FS_RANGE_HZ
-from simulator.ppg import PpgState, ppg_block
+from simulator.ppg import ppg_block
 from simulator.timeline import SAMPLE_INTERVAL_S, Timeline
 from simulator.ward import SimPatient
 
@@ -84,8 +87,8 @@ def local_zone() -> tzinfo:
 class Message:
     """One MQTT message: a device's samples as a JSON array, or one waveform chunk.
 
-    ``samples`` counts vital-sign samples (0 for a chunk); ``accel_samples`` and ``ppg_samples``
-    a chunk's samples.
+    ``samples`` counts vital-sign samples (0 for a chunk); ``accel_samples``, ``ppg_samples``
+    and ``ecg_samples`` a chunk's samples.
     """
 
     topic: str
@@ -93,12 +96,19 @@ class Message:
     samples: int
     accel_samples: int = 0
     ppg_samples: int = 0
+    ecg_samples: int = 0
 
 
 #: What a device that streams its PPG leaves to the receiving end (wardwatch derives them).
 LEFT_TO_PPG: frozenset[Metric] = frozenset({Metric.HEART_RATE, Metric.RESP_RATE})
 #: Seconds of PPG per waveform message, as for the accelerometer.
 PPG_CHUNK_S = 30
+#: What a chest patch that streams its ECG leaves to the receiving end: the heart rate (and the
+#: beat-to-beat intervals, which wardwatch derives as NN intervals). Its breathing rate, from
+#: chest impedance, it still reports.
+LEFT_TO_ECG: frozenset[Metric] = frozenset({Metric.HEART_RATE})
+#: Seconds of ECG per waveform message.
+ECG_CHUNK_S = 30
 
 
 def encode(samples: Samples, tz: tzinfo) -> bytes:
@@ -174,6 +184,13 @@ def encode_ppg(
     return encode_waveform("ppg", "au", start_s, fs_hz, values, seq, tz)
 
 
+def encode_ecg(
+    start_s: int, fs_hz: float, values: npt.NDArray[np.float32], seq: int, tz: tzinfo
+) -> bytes:
+    """An ECG chunk, in millivolts to the microvolt."""
+    return encode_waveform("ecg", "mV", start_s, fs_hz, values, seq, tz)
+
+
 def _check_rate(what: str, fs_hz: float, fs_range: tuple[float, float], chunk_s: int) -> float:
     low, high = fs_range
     if not (math.isfinite(fs_hz) and low <= fs_hz <= high and float(fs_hz * chunk_s).is_integer()):
@@ -188,6 +205,12 @@ def check_ppg_hz(fs_hz: float) -> float:
     """Return ``fs_hz`` if the simulator can sample the PPG at it (20-100 Hz, a whole number of
     samples in each chunk), else ValueError."""
     return _check_rate("PPG", fs_hz, PPG_FS_RANGE_HZ, PPG_CHUNK_S)
+
+
+def check_ecg_hz(fs_hz: float) -> float:
+    """Return ``fs_hz`` if the simulator can sample the ECG at it (120-500 Hz, a whole number of
+    samples in each chunk), else ValueError."""
+    return _check_rate("ECG", fs_hz, ECG_FS_RANGE_HZ, ECG_CHUNK_S)
 
 
 def check_accel_hz(fs_hz: float) -> float:
@@ -316,27 +339,19 @@ class AccelDevice(_WaveformDevice):
         return values
 
 
-class PpgDevice(_WaveformDevice):
-    """One device's PPG, as chunks of :data:`PPG_CHUNK_S` seconds, following the patient's own
-    heart and breathing rates minute by minute (``simulator.ppg``).
+class _HeartDevice(_WaveformDevice):
+    """A waveform drawn on the patient's own heartbeats and breath, minute by minute
+    (``simulator.heart``): each hour continues the beats and breath of the one before."""
 
-    Each hour continues the beats and breath of the one before. The device sends no heart or
-    breathing rate of its own (``LEFT_TO_PPG``): wardwatch derives them.
-    """
-
-    chunk_s = PPG_CHUNK_S
-    encoder = staticmethod(encode_ppg)
-    check_rate = staticmethod(check_ppg_hz)
-    _state: PpgState | None = None
-
-    def _message(self, payload: bytes, n_samples: int) -> Message:
-        return Message(self.topic, payload, 0, ppg_samples=n_samples)
+    block: Callable[..., tuple[npt.NDArray[np.float32], HeartState]]
+    seed_tag: int
+    _state: HeartState | None = None
 
     def _generate(self, hour: int) -> npt.NDArray[np.float32]:
         vitals = self.model.hour_samples(hour).values
         states = self.model.minute_states(hour)
-        values, self._state = ppg_block(
-            np.random.default_rng([*self._seeds, hour, 0x99C]),
+        values, self._state = type(self).block(
+            np.random.default_rng([*self._seeds, hour, self.seed_tag]),
             fs_hz=self.fs_hz,
             heart_rate=vitals[Metric.HEART_RATE],
             resp_rate=vitals[Metric.RESP_RATE],
@@ -347,9 +362,46 @@ class PpgDevice(_WaveformDevice):
         return values
 
 
-def without_ppg_rates(samples: Samples) -> Samples:
-    """The vitals a PPG-streaming device sends: no heart or breathing rate, no RR intervals."""
-    kept = {m: v for m, v in samples.values.items() if m not in LEFT_TO_PPG}
+class PpgDevice(_HeartDevice):
+    """One device's PPG, as chunks of :data:`PPG_CHUNK_S` seconds, following the patient's own
+    heart and breathing rates minute by minute (``simulator.ppg``).
+
+    The device sends no heart or breathing rate of its own (``LEFT_TO_PPG``): wardwatch derives
+    them.
+    """
+
+    chunk_s = PPG_CHUNK_S
+    encoder = staticmethod(encode_ppg)
+    check_rate = staticmethod(check_ppg_hz)
+    block = staticmethod(ppg_block)
+    seed_tag = 0x99C
+
+    def _message(self, payload: bytes, n_samples: int) -> Message:
+        return Message(self.topic, payload, 0, ppg_samples=n_samples)
+
+
+class EcgDevice(_HeartDevice):
+    """One chest patch's ECG, as chunks of :data:`ECG_CHUNK_S` seconds, on the same beats a PPG
+    of the patient would carry (``simulator.ecg``).
+
+    The patch sends no heart rate or intervals of its own (``LEFT_TO_ECG``): wardwatch derives
+    them. Its "not worn" minutes are electrodes off: mains hum and noise, no heart.
+    """
+
+    chunk_s = ECG_CHUNK_S
+    encoder = staticmethod(encode_ecg)
+    check_rate = staticmethod(check_ecg_hz)
+    block = staticmethod(ecg_block)
+    seed_tag = 0xEC6
+
+    def _message(self, payload: bytes, n_samples: int) -> Message:
+        return Message(self.topic, payload, 0, ecg_samples=n_samples)
+
+
+def without(samples: Samples, left: frozenset[Metric]) -> Samples:
+    """The vitals a waveform-streaming device sends: none of ``left`` (wardwatch derives them
+    from the waveform), and no beat-to-beat intervals."""
+    kept = {m: v for m, v in samples.values.items() if m not in left}
     return Samples(samples.ts_s, kept, None)
 
 
@@ -390,6 +442,8 @@ def stream(
     accel_patients: int | None = None,
     ppg_hz: float | None = None,
     ppg_patients: int | None = None,
+    ecg_hz: float | None = None,
+    ecg_patients: int | None = None,
 ) -> Iterator[Message]:
     """Yield each device's messages as their samples fall due; ends with a bounded run or ``stop``.
 
@@ -401,7 +455,9 @@ def stream(
     accelerometer at that rate (:class:`AccelDevice`): a chunk once its last sample's time is
     reached, in time order with the device's vitals messages. With ``ppg_hz``, the first
     ``ppg_patients`` devices (None: all) stream their PPG (:class:`PpgDevice`) and send no heart
-    or breathing rate of their own, as a ring that leaves them to the receiving end.
+    or breathing rate of their own, as a ring that leaves them to the receiving end. With
+    ``ecg_hz``, the next ``ecg_patients`` (None: all the rest) wear a chest patch that streams
+    its ECG (:class:`EcgDevice`) and sends no heart rate of its own.
     """
     zone = local_zone() if tz is None else tz
     start_s = math.ceil(timeline.event_start_s)
@@ -417,25 +473,31 @@ def stream(
                                seed=seed, tz=zone)  # fmt: skip
     ppgs = _waveform_devices(PpgDevice, pairs, ppg_hz, ppg_patients, "ppg_patients",
                              seed=seed, tz=zone)  # fmt: skip
+    # The patches go to the patients after those with a PPG: one device per patient.
+    n_ppg = sum(g is not None for g in ppgs)
+    ecgs = [None] * n_ppg + _waveform_devices(EcgDevice, pairs[n_ppg:], ecg_hz, ecg_patients,
+                                              "ecg_patients", seed=seed, tz=zone)  # fmt: skip
     cursor = start_s  # every sample stamped before the cursor has been yielded
     end_s = timeline.event_end_s
     last_round = -math.inf
     while not stop.is_set():
         due = [d for _, m in models if (d := m.next_due(cursor)) is not None]
         due += [d for a in accels if a is not None and (d := a.next_due()) is not None]
-        due += [d for g in ppgs if g is not None and (d := g.next_due()) is not None]
+        due += [d for g in (*ppgs, *ecgs) if g is not None and (d := g.next_due()) is not None]
         if not due or (end_s is not None and min(due) > end_s):
             return  # every device has fallen silent, or the run ends before the next sample
         elapsed = clock() - timeline.wall_start_s
         reached = math.floor(timeline.event_at(elapsed))
         if min(due) <= reached and elapsed - last_round >= tick_s:
             last_round = elapsed
-            for (topic, model), accel, ppg in zip(models, accels, ppgs, strict=True):
+            for (topic, model), accel, ppg, ecg in zip(models, accels, ppgs, ecgs, strict=True):
                 samples = model.samples(cursor, reached + 1)
                 if ppg is not None:
-                    samples = without_ppg_rates(samples)
+                    samples = without(samples, LEFT_TO_PPG)
+                if ecg is not None:
+                    samples = without(samples, LEFT_TO_ECG)
                 messages: Iterable[Message] = _vitals_messages(topic, samples, zone, batch_max)
-                chunks = [w.messages(reached) for w in (accel, ppg) if w is not None]
+                chunks = [w.messages(reached) for w in (accel, ppg, ecg) if w is not None]
                 if chunks:
                     messages = _in_time_order(
                         _timed_vitals(topic, samples, zone, batch_max), *chunks
@@ -453,7 +515,7 @@ def stream(
         sleep(min(max(delay, 1e-3), MAX_SLEEP_S))  # at least a little: never spin
 
 
-_Device = TypeVar("_Device", "AccelDevice", "PpgDevice")
+_Device = TypeVar("_Device", "AccelDevice", "PpgDevice", "EcgDevice")
 
 
 def _waveform_devices(

@@ -58,6 +58,7 @@ def _waveform_hz(check: str) -> Callable[[str], float | None]:
 
 _accel_hz = _waveform_hz("check_accel_hz")
 _ppg_hz = _waveform_hz("check_ppg_hz")
+_ecg_hz = _waveform_hz("check_ecg_hz")
 
 
 def _count(text: str) -> int:
@@ -274,13 +275,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         enrol=not args.no_enrol,
         stop=stop,
-        accel_hz=args.accel_hz,
-        accel_patients=args.accel_patients,
-        ppg_hz=args.ppg_hz,
-        ppg_patients=args.ppg_patients,
+        waveforms=_waveforms(args),
     )
     print(stats)
     return 0
+
+
+def _waveforms(args: argparse.Namespace) -> Any:
+    from wardwatch.demo import Waveforms  # noqa: PLC0415
+
+    return Waveforms(args.accel_hz, args.accel_patients, args.ppg_hz, args.ppg_patients,
+                     args.ecg_hz, args.ecg_patients)  # fmt: skip
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -315,10 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=stop,
         prefer_installed=args.services == "auto",
-        accel_hz=args.accel_hz,
-        accel_patients=args.accel_patients,
-        ppg_hz=args.ppg_hz,
-        ppg_patients=args.ppg_patients,
+        waveforms=_waveforms(args),
     )
 
 
@@ -562,6 +564,20 @@ def _add_service_commands(sub: Any) -> None:
         default=1,
         help="how many patients' devices stream PPG (default %(default)s)",
     )
+    p.add_argument(
+        "--ecg-hz",
+        type=_ecg_hz,
+        default=125.0,
+        help="ECG rate of the chest patches of the next --ecg-patients, which then send no heart"
+        " rate (derived from the ECG instead); 0 turns it off (default %(default)s)",
+    )
+    p.add_argument(
+        "--ecg-patients",
+        type=_count,
+        default=1,
+        help="how many patients (after those streaming PPG) wear an ECG patch"
+        " (default %(default)s)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the long-running service: ingest, scoring, alerts, dashboard")
@@ -733,6 +749,19 @@ def _add_simulator_commands(sub: Any) -> None:
         type=_count,
         default=None,
         help="only the first N patients' devices stream a PPG (default: all)",
+    )
+    p.add_argument(
+        "--ecg-hz",
+        type=_ecg_hz,
+        default=None,
+        help="the patients after those streaming PPG wear a chest patch streaming its ECG at"
+        " this rate, 120-500 Hz, and no heart rate: wardwatch derives it (default: off)",
+    )
+    p.add_argument(
+        "--ecg-patients",
+        type=_count,
+        default=None,
+        help="only N patients wear an ECG patch (default: all those without a PPG)",
     )
     _connection_flags(p)
     p.set_defaults(func=cmd_simulate)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 
@@ -24,6 +25,36 @@ from storage import assignments, migrate
 from wardwatch import embedded
 from wardwatch.service import Options, running
 from wardwatch.settings import Settings, parse_http_addr
+
+
+@dataclass(frozen=True, slots=True)
+class Waveforms:
+    """Which simulated devices stream which raw waveform, at what rate (None: none do); each
+    ``*_patients`` counts from the first patient (ECG: the first without a PPG), None for all."""
+
+    accel_hz: float | None = None
+    accel_patients: int | None = None
+    ppg_hz: float | None = None
+    ppg_patients: int | None = None
+    ecg_hz: float | None = None
+    ecg_patients: int | None = None
+
+    def kwargs(self) -> _WaveformKwargs:
+        """As ``simulator.simulate`` takes them."""
+        return _WaveformKwargs(
+            accel_hz=self.accel_hz, accel_patients=self.accel_patients, ppg_hz=self.ppg_hz,
+            ppg_patients=self.ppg_patients, ecg_hz=self.ecg_hz, ecg_patients=self.ecg_patients,
+        )  # fmt: skip
+
+
+class _WaveformKwargs(TypedDict):
+    accel_hz: float | None
+    accel_patients: int | None
+    ppg_hz: float | None
+    ppg_patients: int | None
+    ecg_hz: float | None
+    ecg_patients: int | None
+
 
 #: How often the demo derives heart rate, breathing and motion from raw waveforms (the service
 #: default is a minute, 15 for motion: at the demo's 60x a minute is an hour of the ward's time).
@@ -60,11 +91,10 @@ def simulate(
     seed: int,
     enrol: bool,
     stop: threading.Event,
-    accel_hz: float | None = None,
-    accel_patients: int | None = None,
-    ppg_hz: float | None = None,
-    ppg_patients: int | None = None,
+    waveforms: Waveforms | None = None,
 ) -> str:
+    """Publish a simulated ward; ``waveforms`` as ``simulator.simulate`` takes them."""
+    w = waveforms or Waveforms()
     ward = make_ward(patients, seed=seed, scenario=scenario)
     if enrol:
         enrol_ward(settings.database_url, ward, _event_start(speed, minutes))
@@ -75,25 +105,20 @@ def simulate(
         minutes=minutes,
         seed=seed,
         stop=stop,
-        accel_hz=accel_hz,
-        accel_patients=accel_patients,
-        ppg_hz=ppg_hz,
-        ppg_patients=ppg_patients,
+        **w.kwargs(),
     )
-    ppg = (
-        f", {stats.ppg_messages} PPG chunks ({stats.ppg_samples} samples at {ppg_hz:g} Hz)"
-        if ppg_hz is not None
-        else ""
-    )
-    accel = (
-        f", {stats.accel_messages} of them accelerometer chunks ({stats.accel_samples} samples"
-        f" at {accel_hz:g} Hz)"
-        if accel_hz is not None
-        else ""
-    )
+    chunks = [
+        f", {n} {what} chunks ({samples} samples at {hz:g} Hz)"
+        for what, hz, n, samples in (
+            ("accelerometer", w.accel_hz, stats.accel_messages, stats.accel_samples),
+            ("PPG", w.ppg_hz, stats.ppg_messages, stats.ppg_samples),
+            ("ECG", w.ecg_hz, stats.ecg_messages, stats.ecg_samples),
+        )
+        if hz is not None
+    ]
     return (
         f"published {stats.messages} messages ({stats.samples} samples) for {len(ward)} patients"
-        f"{accel}{ppg}, event time {stats.event_start:%Y-%m-%d %H:%M} → "
+        f"{''.join(chunks)}, event time {stats.event_start:%Y-%m-%d %H:%M} → "
         f"{stats.event_end:%H:%M} UTC"
     )
 
@@ -161,10 +186,7 @@ def _simulate_until_done(
     minutes: float | None,
     seed: int,
     stop: threading.Event,
-    accel_hz: float | None = None,
-    accel_patients: int | None = None,
-    ppg_hz: float | None = None,
-    ppg_patients: int | None = None,
+    waveforms: Waveforms,
 ) -> None:
     """Run the simulator on its own thread so that Ctrl-C (``stop``) is noticed at once."""
     sim_stop = threading.Event()
@@ -179,10 +201,7 @@ def _simulate_until_done(
                 minutes=minutes,
                 seed=seed,
                 stop=sim_stop,
-                accel_hz=accel_hz,
-                accel_patients=accel_patients,
-                ppg_hz=ppg_hz,
-                ppg_patients=ppg_patients,
+                **waveforms.kwargs(),
             )
         finally:
             done.set()
@@ -205,17 +224,15 @@ def run_demo(
     seed: int,
     stop: threading.Event,
     prefer_installed: bool = True,
-    accel_hz: float | None = None,
-    accel_patients: int | None = None,
-    ppg_hz: float | None = None,
-    ppg_patients: int | None = None,
+    waveforms: Waveforms | None = None,
 ) -> int:
     """Embedded broker and database, a simulated ward, the whole pipeline and the dashboard.
 
-    With ``accel_hz``, the first ``accel_patients`` devices (None: all) also send their raw
-    wrist accelerometer (``wardwatch demo`` asks for 2 at 10 Hz: light at the demo's 60x); with
-    ``ppg_hz`` the first ``ppg_patients`` stream their PPG and send no heart or breathing rate,
-    which the derive jobs then compute (``wardwatch demo`` asks for 1 at 25 Hz). The derive jobs
+    ``waveforms``: with ``accel_hz``, the first ``accel_patients`` devices (None: all) also send
+    their raw wrist accelerometer (``wardwatch demo`` asks for 2 at 10 Hz: light at the demo's
+    60x); with ``ppg_hz`` the first ``ppg_patients`` stream their PPG and send no heart or
+    breathing rate, which the derive jobs then compute (``wardwatch demo`` asks for 1 at 25 Hz);
+    with ``ecg_hz`` the next ``ecg_patients`` wear an ECG patch (the demo: 1 at 125 Hz). The jobs
     run every ``DEMO_DERIVE_TICK_S`` instead of every minute: at 60x a minute is an hour of the
     ward's time, and those patients would show no heart rate for that long.
     """
@@ -237,10 +254,8 @@ def run_demo(
                 print(f"wardwatch demo: {exc}; try --http-addr 127.0.0.1:0", file=sys.stderr)
                 return 1
             print(f"\ndashboard: {svc.dashboard_url}/  (Ctrl-C stops everything)\n", file=out)
-            _simulate_until_done(
-                ward, urls.mqtt_url, speed, minutes, seed, stop, accel_hz, accel_patients,
-                ppg_hz, ppg_patients,
-            )  # fmt: skip
+            _simulate_until_done(ward, urls.mqtt_url, speed, minutes, seed, stop,
+                                 waveforms or Waveforms())  # fmt: skip
             if not stop.is_set():
                 # Let ingest take what is still queued before the summary.
                 deadline = time.monotonic() + 30

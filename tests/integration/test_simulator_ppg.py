@@ -5,23 +5,18 @@ heart and breathing rates the simulator gave them, and NEWS2 something to score.
 from __future__ import annotations
 
 import math
-import threading
-import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 
 from signals.vitals import Metric
 from signals.waveforms import WaveformKind
-from simulator import make_ward, simulate
-from simulator.stream import PPG_CHUNK_S, local_zone, model_for
-from storage import devices
+from simulator import make_ward
+from simulator.stream import PPG_CHUNK_S, model_for
 from storage.devices import DERIVED_SUFFIX
+from tests.sim_afternoon import simulated_afternoon
 from wardwatch import derive
-from wardwatch.demo import enrol_ward
-from wardwatch.service import Options, running
-from wardwatch.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,32 +24,13 @@ pytestmark = pytest.mark.integration
 def test_a_ppg_only_ring_gets_its_rates_derived(mqtt_url: str, database_url: str, uid: str) -> None:
     ward = make_ward(1, seed=5, scenario="stable", ward=f"ward-{uid}", first_number=7101)
     (patient,) = ward
-    # The simulated afternoon of two days ago, whenever the test runs: the wearer's day (asleep,
-    # walking, washing) follows the local clock, and what a PPG gives depends on it.
-    zone = local_zone()
-    afternoon = (datetime.now(zone) - timedelta(days=2)).replace(hour=15, minute=0, second=0)
-    shift = afternoon.timestamp() - time.time()
-    enrol_ward(database_url, ward, afternoon - timedelta(hours=2))
-    settings = Settings(mqtt_url, database_url, "127.0.0.1", 0)
-    with running(settings, Options(client_id=f"ingest-{uid}", derive_tick_s=3600)) as svc:
-        # 4 s of wall time at 600x: 40 simulated minutes of PPG at 25 Hz in 30-s chunks.
-        stats = simulate(ward, mqtt_url=mqtt_url, speed=600, minutes=4 / 60, seed=2,
-                         stop=threading.Event(), ppg_hz=25,
-                         clock=lambda: time.time() + shift)  # fmt: skip
-        assert stats.ppg_messages >= 70
-        assert stats.ppg_samples == stats.ppg_messages * PPG_CHUNK_S * 25
-        window = (stats.event_start - timedelta(minutes=1), stats.event_end + timedelta(minutes=1))
-        deadline = time.monotonic() + 60
-        with psycopg.connect(database_url) as conn:
-            while True:
-                chunks = devices.load_waveform(conn, patient.device_id, WaveformKind.PPG, *window)
-                conn.commit()
-                if len(chunks) >= stats.ppg_messages or time.monotonic() > deadline:
-                    break
-                time.sleep(0.25)
-            while svc.source.depth() > 0 and time.monotonic() < deadline:
-                time.sleep(0.1)
-    assert len(chunks) == stats.ppg_messages
+    # 4 s of wall time at 600x: 40 simulated minutes of PPG at 25 Hz in 30-s chunks.
+    run = simulated_afternoon(mqtt_url, database_url, uid, ward, WaveformKind.PPG, wall_s=4,
+                              ppg_hz=25)  # fmt: skip
+    stats, zone = run.stats, run.zone
+    assert stats.ppg_messages >= 70
+    assert stats.ppg_samples == stats.ppg_messages * PPG_CHUNK_S * 25
+    assert len(run.chunks) == stats.ppg_messages
 
     now = stats.event_end + timedelta(minutes=3)
     with psycopg.connect(database_url) as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC
+from typing import Any
 
 import numpy as np
 import orjson
@@ -17,9 +18,9 @@ import pytest
 from signals.derived import WINDOW_US, ppg_heart_rate_minutes, resp_rate_minutes
 from signals.pulse import ppg_pulse_peaks
 from signals.waveforms import WaveformChunk, WaveformKind
-from simulator import make_ward
+from simulator import SimPatient, make_ward
 from simulator.ppg import ppg_block
-from simulator.stream import PPG_CHUNK_S, check_ppg_hz, encode_ppg, stream
+from simulator.stream import PPG_CHUNK_S, Message, check_ppg_hz, encode_ppg, stream
 from simulator.timeline import Timeline
 from wardwatch.cli import build_parser
 
@@ -103,13 +104,7 @@ def test_a_ppg_device_streams_chunks_and_leaves_its_rates_to_wardwatch() -> None
     """The first patient's device streams 30-s PPG chunks, numbered, and its vitals carry no
     heart or breathing rate; the second patient's device is as before."""
     ward = make_ward(2, seed=4, scenario="stable")
-    now = 1_800_000_000.0
-    timeline = Timeline.plan(now_s=now, speed=600.0, minutes=2 / 60)
-    clock = iter(np.arange(now, now + 3600, 0.5).tolist())
-    messages = list(
-        stream(ward, timeline=timeline, seed=1, stop=threading.Event(),
-               clock=lambda: next(clock), sleep=lambda _s: None, ppg_hz=25, ppg_patients=1)
-    )  # fmt: skip
+    messages = streamed(ward, ppg_hz=25, ppg_patients=1)
     ppg_dev, other = ward
     chunks = [m for m in messages if m.ppg_samples]
     assert len(chunks) >= 30
@@ -118,14 +113,29 @@ def test_a_ppg_device_streams_chunks_and_leaves_its_rates_to_wardwatch() -> None
     seqs = [orjson.loads(m.payload)["seq"] for m in chunks]
     assert seqs == list(range(len(chunks)))
 
-    def fields(device_id: str) -> set[str]:
-        topic = f"wardwatch/v1/devices/{device_id}/vitals"
-        rows = [r for m in messages if m.topic == topic for r in orjson.loads(m.payload)]
-        return {k for r in rows for k in r}
+    assert "spo2" in vitals_fields(messages, ppg_dev.device_id)
+    assert not {"heart_rate", "resp_rate", "rr_intervals_ms"} & vitals_fields(
+        messages, ppg_dev.device_id
+    )
+    assert {"heart_rate", "resp_rate"} <= vitals_fields(messages, other.device_id)
 
-    assert "spo2" in fields(ppg_dev.device_id)
-    assert not {"heart_rate", "resp_rate", "rr_intervals_ms"} & fields(ppg_dev.device_id)
-    assert {"heart_rate", "resp_rate"} <= fields(other.device_id)
+
+def streamed(ward: list[SimPatient], **waveforms: Any) -> list[Message]:
+    """Two simulated minutes of the ward's messages at 600x, on a clock that never waits."""
+    now = 1_800_000_000.0
+    timeline = Timeline.plan(now_s=now, speed=600.0, minutes=2 / 60)
+    clock = iter(np.arange(now, now + 3600, 0.5).tolist())
+    return list(
+        stream(ward, timeline=timeline, seed=1, stop=threading.Event(),
+               clock=lambda: next(clock), sleep=lambda _s: None, **waveforms)
+    )  # fmt: skip
+
+
+def vitals_fields(messages: list[Message], device_id: str) -> set[str]:
+    """Every field the device's vitals messages carried."""
+    topic = f"wardwatch/v1/devices/{device_id}/vitals"
+    rows = [r for m in messages if m.topic == topic for r in orjson.loads(m.payload)]
+    return {k for r in rows for k in r}
 
 
 def test_the_command_line_takes_a_ppg_rate() -> None:
