@@ -88,6 +88,7 @@ class Scenario:
     diastolic_bp_mmhg: Range | None = None
     baseline_spo2_pct: Range = (95.0, 98.0)
     removes_device: bool = False  # at onset the device comes off the wrist, then falls silent
+    comes_off: bool = False  # at onset the device comes off the body and stays off, still sending
     removed_minutes: Range = (5.0, 20.0)
     battery_start_pct: Range = (30.0, 100.0)
     phases: Mapping[Metric, Range] = field(default_factory=dict)
@@ -222,6 +223,15 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 battery_start_pct=(70.0, 100.0),
                 day_to_day=True,
                 systemic=False,
+            ),
+            Scenario(
+                "electrodes_off",
+                "a chest patch's electrodes come off 0.5-1 h in and stay off while it goes on "
+                "streaming (with --ecg-hz): no heart rate can be derived, and after an hour the "
+                "device team gets the sensor alert",
+                onset_hours=(0.5, 1.0),
+                comes_off=True,
+                battery_start_pct=(70.0, 100.0),
             ),
             Scenario(
                 "device_off",
@@ -515,7 +525,7 @@ class PatientModel:
         )
         washing = (local_h >= p.wash_hour) & (local_h < p.wash_hour + p.wash_minutes / 60)
         removed = np.zeros(60, dtype=np.bool_)
-        if self.scenario.removes_device and self.onset_s is not None:
+        if (self.scenario.removes_device or self.scenario.comes_off) and self.onset_s is not None:
             removed = ts >= self.onset_s
         worn = ~(charging | washing | removed)
 

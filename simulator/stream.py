@@ -104,9 +104,10 @@ LEFT_TO_PPG: frozenset[Metric] = frozenset({Metric.HEART_RATE, Metric.RESP_RATE}
 #: Seconds of PPG per waveform message, as for the accelerometer.
 PPG_CHUNK_S = 30
 #: What a chest patch that streams its ECG leaves to the receiving end: the heart rate (and the
-#: beat-to-beat intervals, which wardwatch derives as NN intervals). Its breathing rate, from
-#: chest impedance, it still reports.
-LEFT_TO_ECG: frozenset[Metric] = frozenset({Metric.HEART_RATE})
+#: beat-to-beat intervals, which wardwatch derives as NN intervals), and whether it is on the
+#: body (it has no lead-off detection: electrodes that come off show only in the ECG). Its
+#: breathing rate, from chest impedance, it still reports.
+LEFT_TO_ECG: frozenset[Metric] = frozenset({Metric.HEART_RATE, Metric.WORN})
 #: Seconds of ECG per waveform message.
 ECG_CHUNK_S = 30
 
