@@ -5,8 +5,8 @@ receiving end (``wardwatch.derive.derive_beats``). To test that chain without pa
 alert when the electrodes come off (``storage.devices.unusable_heart_signal``), the simulator
 needs an ECG that carries what the derive job reads:
 
-- **Beats** at the minute's heart rate with respiratory sinus arrhythmia and jitter, the same
-  beats the patient's PPG would carry (``simulator.heart``).
+- **Beats** at the minute's heart rate with respiratory sinus arrhythmia and jitter, drawn as
+  the PPG's are (``simulator.heart``).
 - **Each beat** a sum of Gaussian waves, P, Q, R, S and T, as in McSharry et al.'s dynamical
   model (IEEE Trans Biomed Eng 2003;50(3):289–94), which places them by angle around a limit
   cycle; here by time around the R peak, the T wave moving with the interval (Bazett's √RR).

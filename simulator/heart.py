@@ -1,6 +1,6 @@
 """When the simulated heart beats and where the breath is: shared by the PPG and the ECG.
 
-Both waveforms must carry the same beats for the same patient model, each interval at its
+Both waveforms draw their beats the same way from the same patient model, each interval at its
 minute's heart rate and modulated by breathing (respiratory sinus arrhythmia, ±4 % of the
 interval; Hirsch & Bishop 1981 report a few per cent at rest) plus a little beat-to-beat jitter,
 continued exactly across the hours they are generated in. Pure numpy.

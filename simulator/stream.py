@@ -382,8 +382,8 @@ class PpgDevice(_HeartDevice):
 
 
 class EcgDevice(_HeartDevice):
-    """One chest patch's ECG, as chunks of :data:`ECG_CHUNK_S` seconds, on the same beats a PPG
-    of the patient would carry (``simulator.ecg``).
+    """One chest patch's ECG, as chunks of :data:`ECG_CHUNK_S` seconds, its beats drawn as a
+    PPG's are from the patient's own heart and breathing rates (``simulator.ecg``).
 
     The patch sends no heart rate or intervals of its own (``LEFT_TO_ECG``): wardwatch derives
     them. Its "not worn" minutes are electrodes off: mains hum and noise, no heart.
