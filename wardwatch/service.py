@@ -54,7 +54,7 @@ class Options:
     notify_group_wait: timedelta = DEFAULT_GROUP_WAIT  # a patient's alerts in one message
     derive_tick_s: float = 60.0  # breathing rate from PPG, a minute at a time
     # Motion minutes settle an hour behind the data (derive.MOTION_LAG: a non-wear window is an
-    # hour long), and each run re-reads that hour: every 15 minutes costs an eighth of every
+    # hour long), and each run re-reads that hour: every 15 minutes costs a twelfth of every
     # minute (docs/benchmarks.md) and delays activity, wear and sleep by at most 15 more minutes.
     motion_tick_s: float = 900.0
     sensor_tick_s: float = 300.0  # stuck or noisy sensors, judged over the last hour
