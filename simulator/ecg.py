@@ -17,7 +17,7 @@ needs an ECG that carries what the derive job reads:
   0.05 mV of broadband noise); **electrodes off** (the model's "not worn" minutes) leaves mains
   hum and noise with no heart in it.
 
-Pure numpy, generated an hour at a time and continued across hours (``EcgState``), like
+Pure numpy, generated an hour at a time and continued across hours (``HeartState``), like
 ``simulator.ppg``. Values in millivolts.
 """
 
@@ -53,10 +53,6 @@ MUSCLE_MV: Final = 0.05
 MAINS_MV: Final = 0.3
 
 
-#: Where one hour's ECG ended, for the next to continue (``simulator.heart.HeartState``).
-EcgState = HeartState
-
-
 def ecg_block(
     rng: np.random.Generator,
     *,
@@ -65,8 +61,8 @@ def ecg_block(
     resp_rate: npt.ArrayLike,
     worn: npt.ArrayLike,
     walking: npt.ArrayLike,
-    state: EcgState | None = None,
-) -> tuple[F32, EcgState]:
+    state: HeartState | None = None,
+) -> tuple[F32, HeartState]:
     """Return ``60 · fs_hz`` samples (mV) per minute for these minutes, and the state to continue.
 
     One entry per minute in each array, as ``simulator.ppg.ppg_block``: NaN rates take the last

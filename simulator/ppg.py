@@ -14,7 +14,7 @@ without patients the simulator needs a PPG that carries what those jobs read:
   which the quality gate (Orphanidou 2015) is there to reject. **Off the wrist** (charging,
   washing): the sensor sees ambient light, a small flat signal with noise.
 
-Pure numpy, generated an hour at a time and continued exactly across hours (``PpgState``), like
+Pure numpy, generated an hour at a time and continued exactly across hours (``HeartState``), like
 ``simulator.motion``. Values are arbitrary units around 0, as a device's AC-coupled PPG.
 """
 
@@ -41,10 +41,6 @@ MOTION_SCALE: Final = 3.0
 NOISE_SD: Final = 0.02
 
 
-#: Where one hour's PPG ended, for the next to continue (``simulator.heart.HeartState``).
-PpgState = HeartState
-
-
 def ppg_block(
     rng: np.random.Generator,
     *,
@@ -53,8 +49,8 @@ def ppg_block(
     resp_rate: npt.ArrayLike,
     worn: npt.ArrayLike,
     walking: npt.ArrayLike,
-    state: PpgState | None = None,
-) -> tuple[F32, PpgState]:
+    state: HeartState | None = None,
+) -> tuple[F32, HeartState]:
     """Return ``60 · fs_hz`` samples per minute for these minutes, and the state to continue.
 
     One entry per minute in each array. A minute's ``heart_rate`` and ``resp_rate`` (per minute)
